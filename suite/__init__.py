@@ -1,0 +1,16 @@
+"""The suite: five real-world deep-learning use cases as Keras tasks.
+
+The shared core is deliberately small: `task` (the contract a task module fills
+in), `config` (typed recipes and `--set` overrides), `data` (tf.data and image
+helpers), `trainer` (compile + fit under a tf.distribute strategy), `metrics`,
+`export` (atomic SavedModel export) and `cli`. The core never imports `tasks`;
+only the CLI reads the registry.
+"""
+
+import os
+
+# TensorFlow's C++ start-up chatter (CUDA probing on CPU-only hosts) hides the
+# messages users need; keep warnings and errors. Users can still override it.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+__version__ = "0.1.0"

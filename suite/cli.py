@@ -1,0 +1,281 @@
+"""`suite`: train, evaluate, export and predict any registered task by name.
+
+The CLI is the only part of the core that reads the task registry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from suite.errors import UserError, closest
+
+DATASETS, RUNS, SAVED_MODELS = Path("datasets"), Path("runs"), Path("saved_models")
+
+
+def get_task(name: str) -> Any:
+    """Looks a task up in the registry, or raises a UserError naming the tasks."""
+    from tasks import TASKS
+
+    if name not in TASKS:
+        raise UserError(
+            f"Unknown task '{name}'.{closest(name, TASKS)} "
+            f"Expected one of: {', '.join(TASKS)}. Received: {name!r}"
+        )
+    return TASKS[name]
+
+
+def _has_data(path: Path) -> bool:
+    return path.is_dir() and any(path.iterdir())
+
+
+def _recipe(task: Any, name: str, sets: list[str]) -> Any:
+    from suite.config import apply_overrides
+
+    if name not in task.recipes:
+        raise UserError(
+            f"Unknown recipe '{name}' for task '{task.name}'.{closest(name, task.recipes)} "
+            f"Expected one of: {', '.join(task.recipes)}. Received: {name!r}"
+        )
+    return apply_overrides(task.recipes[name], sets)
+
+
+def _load_model(task: Any, model_arg: str | None) -> tuple[Any, Any, dict]:
+    """Loads a run's best Keras model or an export, with its recipe and facts."""
+    from suite.config import recipe_from_dict
+    from suite.export import load_export
+    from suite.runs import latest_run
+
+    path = Path(model_arg) if model_arg else latest_run(RUNS / task.name)
+    if path is None:
+        raise UserError(
+            f"Expected a trained run under {RUNS / task.name}/. Received: none. "
+            f"Train one with `suite train {task.name}` or pass --model."
+        )
+    recipe_cls = type(task.recipes["default"])
+    if (path / "saved_model.pb").exists():
+        loaded, meta = load_export(path, task.name)
+        return loaded, recipe_from_dict(recipe_cls, meta["recipe"]), meta
+    if (path / "best.keras").exists() and (path / "config.json").exists():
+        import keras
+
+        config = json.loads((path / "config.json").read_text())
+        model = keras.saving.load_model(path / "best.keras")
+        return model, recipe_from_dict(recipe_cls, config["recipe"]), config
+    raise UserError(
+        "Expected a run directory (best.keras, config.json) or a SavedModel "
+        f"version folder (saved_model.pb, suite.json). Received: {path}"
+    )
+
+
+def _summary(metrics: dict) -> str:
+    return ", ".join(
+        f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float)
+    )
+
+
+# --- Commands -----------------------------------------------------------------
+
+
+def cmd_list(args: argparse.Namespace) -> None:
+    from suite.export import latest_export
+    from suite.runs import latest_run
+    from tasks import TASKS
+
+    for name, task in TASKS.items():
+        run = latest_run(RUNS / name)
+        export = latest_export(SAVED_MODELS / name)
+        print(f"{name}: {task.summary}")
+        print(f"  data format:    {task.data_format}")
+        print(f"  model:          {task.model_summary}")
+        print(f"  primary metric: {task.primary_metric} ({'higher' if task.higher_is_better else 'lower'} is better)")
+        print(f"  data:           {DATASETS / name if _has_data(DATASETS / name) else 'none (suite data make ' + name + ')'}")
+        print(f"  trained run:    {run or 'none'}")
+        print(f"  export:         {export or 'none'}")
+
+
+def cmd_data_make(args: argparse.Namespace) -> None:
+    task = get_task(args.task)
+    out = Path(args.out) if args.out else DATASETS / task.name
+    if _has_data(out) and not args.force:
+        raise UserError(f"Expected an empty or absent folder. Received: {out}, which holds files. Use --force to overwrite.")
+    size = args.size or task.sample_size
+    print(f"[{task.name}] writing {size} sample examples to {out} ...", flush=True)
+    task.make_data(out, size, args.seed)
+    print(f"[{task.name}] done: {out}")
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from suite import trainer
+    from suite.config import fingerprint, recipe_from_dict, write_json
+    from suite.runs import latest_run, new_run_dir
+
+    task = get_task(args.task)
+    if args.resume:
+        run_dir = Path(args.run_dir) if args.run_dir else latest_run(RUNS / task.name, "config.json")
+        if run_dir is None or not (run_dir / "config.json").exists():
+            raise UserError(f"Expected a run directory with config.json to resume. Received: {run_dir}")
+        if args.sets:
+            raise UserError("Expected no --set with --resume: a run resumes with its saved recipe. "
+                            f"Received: {args.sets}")
+        config = json.loads((run_dir / "config.json").read_text())
+        recipe = recipe_from_dict(type(task.recipes["default"]), config["recipe"])
+        recipe_name, data_dir = config["recipe_name"], Path(args.data or config["data_dir"])
+        print(f"[{task.name}] resuming {run_dir}", flush=True)
+    else:
+        recipe_name = args.recipe
+        recipe = _recipe(task, recipe_name, args.sets)
+        data_dir = Path(args.data) if args.data else DATASETS / task.name
+        run_dir = Path(args.run_dir) if args.run_dir else None  # Made once data loads.
+        if run_dir and (run_dir / "config.json").exists():
+            raise UserError(f"Expected a new run directory. Received: {run_dir}, which holds a run. Add --resume to continue it.")
+    if args.data is None and not args.resume and not _has_data(data_dir):
+        print(f"[{task.name}] no data at {data_dir}: making the sample dataset ...", flush=True)
+        task.make_data(data_dir, task.sample_size, recipe.seed)
+    data = task.load_data(data_dir, recipe)
+    sizes = ", ".join(f"{k} {len(v)}" for k, v in data.splits.items() if k != "all")
+    print(f"[{task.name}] {data.layout} at {data_dir}: {data.report.summary()}; {sizes}", flush=True)
+    for path, reason in data.report.skipped[:5]:
+        print(f"  skipped {path}: {reason}")
+    run_dir = run_dir or new_run_dir(RUNS / task.name)
+    model = trainer.train(
+        task, recipe, data, run_dir, strategy=args.strategy, resume=args.resume,
+        metadata={"recipe_name": recipe_name, "data_dir": str(data_dir),
+                  "data_fingerprint": fingerprint(data_dir), "data_layout": data.layout,
+                  "class_names": data.class_names},
+    )
+    metrics = task.evaluate(model, data.splits["test"], recipe, data.class_names, run_dir)
+    write_json(run_dir / "metrics.json", {"split": "test", **metrics})
+    print(f"[{task.name}] test: {_summary(metrics)}")
+    print(f"[{task.name}] run: {run_dir}")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    import tempfile
+
+    task = get_task(args.task)
+    model, recipe, meta = _load_model(task, args.model)
+    data_dir = Path(args.data) if args.data else DATASETS / task.name
+    data = task.load_data(data_dir, recipe)
+    if args.split not in data.splits:
+        raise UserError(f"Expected a split in {sorted(data.splits)}. Received: {args.split!r}")
+    if len(data.splits[args.split]) == 0:
+        raise UserError(f"Expected examples in split '{args.split}' of {data_dir}. Received: none.")
+    with tempfile.TemporaryDirectory() as scratch:
+        out = Path(args.out) if args.out else Path(scratch)
+        metrics = task.evaluate(model, data.splits[args.split], recipe, meta.get("class_names", data.class_names), out)
+    result = {"task": task.name, "model": str(args.model or "latest run"), "data": str(data_dir),
+              "split": args.split, "skipped_files": len(data.report.skipped), **metrics}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"[{task.name}] {args.split} split of {data_dir} ({metrics.get('n', '?')} examples): {_summary(metrics)}")
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from suite.export import export
+
+    task = get_task(args.task)
+    model, recipe, config = _load_model(task, args.run)
+    if not hasattr(model, "fit"):
+        raise UserError(f"Expected a run directory to export. Received: {args.run}, which is already an export.")
+    run_dir = Path(args.run) if args.run else None
+    from suite.runs import latest_run
+    run_dir = run_dir or latest_run(RUNS / task.name)
+    metrics_path = run_dir / "metrics.json"
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
+    out = Path(args.out) if args.out else SAVED_MODELS / task.name
+    target = export(task, model, recipe, config["class_names"], out, {
+        "run_dir": str(run_dir), "data_dir": config.get("data_dir"),
+        "fingerprint": config.get("data_fingerprint"), "recipe_name": config.get("recipe_name"),
+        "metrics": metrics})
+    print(f"[{task.name}] exported {target}")
+
+
+def cmd_predict(args: argparse.Namespace) -> None:
+    from suite.export import latest_export, load_export
+
+    task = get_task(args.task)
+    path = Path(args.model) if args.model else latest_export(SAVED_MODELS / task.name)
+    if path is None:
+        raise UserError(f"Expected an export under {SAVED_MODELS / task.name}/. Received: none. "
+                        f"Run `suite export {task.name}` first or pass --model.")
+    files = [Path(f) for f in args.files]
+    for f in files:
+        if not f.is_file():
+            raise UserError(f"Expected a readable file. Received: {f}, which does not exist.")
+    loaded, meta = load_export(path, task.name)
+    for line in task.predict_files(loaded, files, meta["class_names"]):
+        print(line)
+
+
+# --- Parser -------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="suite", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("list", help="every task, its data, model, metric and what exists")
+    p.set_defaults(fn=cmd_list)
+
+    data = sub.add_parser("data", help="sample datasets").add_subparsers(dest="action", required=True)
+    p = data.add_parser("make", help="write the sample dataset in the real layout")
+    p.add_argument("task")
+    p.add_argument("--out", help="folder; defaults to datasets/TASK")
+    p.add_argument("--size", type=int, help="number of examples; defaults to the task's")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--force", action="store_true", help="write into a folder that holds files")
+    p.set_defaults(fn=cmd_data_make)
+
+    p = sub.add_parser("train", help="train a task")
+    p.add_argument("task")
+    p.add_argument("--data", help="dataset folder; defaults to datasets/TASK (made if absent)")
+    p.add_argument("--recipe", default="default")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--run-dir", help="defaults to runs/TASK/<timestamp>")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    p.add_argument("--strategy", default="auto", choices=["auto", "default", "mirrored", "multiworker"])
+    p.set_defaults(fn=cmd_train)
+
+    p = sub.add_parser("evaluate", help="metrics of a run or an export")
+    p.add_argument("task")
+    p.add_argument("--model", help="run dir or SavedModel version dir; defaults to the latest run")
+    p.add_argument("--data", help="defaults to datasets/TASK")
+    p.add_argument("--split", default="test", choices=["train", "val", "test", "all"])
+    p.add_argument("--out", help="folder for plots and tables")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(fn=cmd_evaluate)
+
+    p = sub.add_parser("export", help="write saved_models/TASK/<N>/")
+    p.add_argument("task")
+    p.add_argument("--run", help="defaults to the latest run")
+    p.add_argument("--out", help="defaults to saved_models/TASK")
+    p.set_defaults(fn=cmd_export)
+
+    p = sub.add_parser("predict", help="readable predictions from the latest export")
+    p.add_argument("task")
+    p.add_argument("files", nargs="+")
+    p.add_argument("--model", help="SavedModel version dir; defaults to the latest export")
+    p.set_defaults(fn=cmd_predict)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.fn(args)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,148 @@
+"""Typed recipes, `--set key=value` overrides, and what every run records."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import platform
+import sys
+import typing
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from suite.errors import UserError, closest
+
+R = TypeVar("R")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainRecipe:
+    """Values every task's recipe has; the shared trainer reads only these.
+
+    A task subclasses it with its own fields (each with a reason beside it).
+    """
+
+    epochs: int = 20  # Upper bound; early stopping usually ends sooner.
+    batch_size: int = 64  # Per replica; global batch = batch_size x replicas.
+    learning_rate: float = 2e-3  # Peak rate after warmup, for AdamW.
+    warmup_epochs: int = 1  # Linear warmup avoids early divergence with BN.
+    weight_decay: float = 1e-4  # Mild AdamW decay; dropout does the rest.
+    early_stopping_patience: int = 6  # Epochs without val improvement.
+    seed: int = 1337  # Seeds Python, NumPy, TF and the data pipeline.
+    deterministic: bool = False  # Op determinism: reproducible but slower.
+
+
+def _parse(key: str, raw: str, kind: Any) -> Any:
+    """Parses `raw` as `kind`, or raises a UserError saying what was expected."""
+    origin = typing.get_origin(kind)
+    try:
+        if kind is bool:
+            low = raw.strip().lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if kind is int:
+            return int(raw)
+        if kind is float:
+            return float(raw)
+        if kind is str:
+            return raw
+        if origin is tuple:
+            inner = typing.get_args(kind)[0]
+            return tuple(_parse(key, part, inner) for part in raw.split(","))
+    except ValueError:
+        pass
+    else:
+        raise UserError(f"Recipe key '{key}' has unsupported type {kind}.")
+    name = getattr(kind, "__name__", str(kind))
+    raise UserError(
+        f"Expected `--set {key}=<{name}>`. Received: {key}={raw!r}, "
+        f"which is not a valid {name}."
+    )
+
+
+def apply_overrides(recipe: R, pairs: Sequence[str]) -> R:
+    """Returns `recipe` with `key=value` overrides applied.
+
+    Args:
+        recipe: a frozen recipe dataclass instance.
+        pairs: strings of the form `key=value`.
+
+    Returns:
+        A new recipe of the same class.
+
+    Raises:
+        UserError: on a malformed pair, an unknown key (the valid keys are
+            named) or a value of the wrong type.
+    """
+    hints = typing.get_type_hints(type(recipe))
+    fields = {f.name for f in dataclasses.fields(recipe)}
+    changes = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UserError(f"Expected `--set key=value`. Received: {pair!r}")
+        if key not in fields:
+            raise UserError(
+                f"Unknown recipe key '{key}'.{closest(key, fields)} "
+                f"Expected one of: {', '.join(sorted(fields))}. "
+                f"Received: {pair!r}"
+            )
+        changes[key] = _parse(key, raw, hints[key])
+    return dataclasses.replace(recipe, **changes)
+
+
+def recipe_from_dict(cls: type[R], values: dict) -> R:
+    """Rebuilds a recipe saved by `dataclasses.asdict` (tuples come back as lists)."""
+    hints = typing.get_type_hints(cls)
+    fixed = {
+        k: tuple(v) if typing.get_origin(hints.get(k)) is tuple else v
+        for k, v in values.items()
+        if k in hints
+    }
+    return cls(**fixed)
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries that decide a run's numbers."""
+    from importlib import metadata
+
+    versions = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for dist in ("tensorflow", "keras", "keras-cv", "numpy", "pillow", "scikit-learn"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[dist] = "not installed"
+    return versions
+
+
+def fingerprint(root: Path, paths: Sequence[Path] | None = None) -> str:
+    """A content hash of a dataset: relative paths and the bytes of every file.
+
+    Args:
+        root: the dataset folder.
+        paths: files to hash; defaults to every file below `root`.
+
+    Returns:
+        `"blake2b:<hex>"`, equal for equal data wherever it lies.
+    """
+    root = Path(root)
+    files = sorted(paths if paths is not None else (p for p in root.rglob("*") if p.is_file()))
+    digest = hashlib.blake2b(digest_size=16)
+    for path in files:
+        digest.update(str(Path(path).relative_to(root)).encode())
+        digest.update(Path(path).read_bytes())
+    return f"blake2b:{digest.hexdigest()}"
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Writes JSON atomically (temp file, then rename), so readers never see half."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+    tmp.replace(path)

@@ -1,0 +1,215 @@
+"""Data helpers shared by tasks: a skip report, image decoding and tf.data pipelines."""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import io
+from collections.abc import Callable
+from pathlib import Path
+
+import tensorflow as tf
+
+AUTOTUNE = tf.data.AUTOTUNE
+IMAGE_SUFFIXES = (".ppm", ".png", ".jpg", ".jpeg", ".bmp", ".gif")
+
+
+@dataclasses.dataclass
+class DataReport:
+    """Counts the files a loader read and lists those it skipped, with reasons.
+
+    A corrupt file never stops a run: it is skipped, counted here, and the
+    report is printed and saved in the run directory.
+    """
+
+    read: int = 0
+    skipped: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+
+    def skip(self, path: Path | str, reason: str) -> None:
+        self.skipped.append((str(path), reason))
+
+    def summary(self) -> str:
+        """Returns one line such as `read 990 files, skipped 2 (truncated: 2)`."""
+        line = f"read {self.read} files, skipped {len(self.skipped)}"
+        if self.skipped:
+            reasons = collections.Counter(r.split(":")[0] for _, r in self.skipped)
+            line += " (" + ", ".join(f"{r}: {n}" for r, n in reasons.most_common()) + ")"
+        return line
+
+    def to_dict(self) -> dict:
+        return {
+            "read": self.read,
+            "skipped": len(self.skipped),
+            "files": [{"path": p, "reason": r} for p, r in self.skipped],
+        }
+
+
+# --- Images -------------------------------------------------------------------
+
+
+def check_image_file(path: Path) -> str | None:
+    """Returns why an image file is unusable, or None when it decodes.
+
+    PPM (P6) headers are checked against the file length without decoding, so
+    checking a whole GTSRB-sized set stays cheap; other formats go through
+    Pillow's verify.
+    """
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        return f"unreadable: {e.strerror}"
+    if not data:
+        return "empty: 0 bytes"
+    if data[:2] == b"P6":
+        try:
+            width, height, maxval, offset = parse_ppm_header(data)
+        except ValueError as e:
+            return f"bad PPM header: {e}"
+        if maxval != 255:
+            return f"unsupported PPM: maxval {maxval}, expected 255"
+        if len(data) - offset < width * height * 3:
+            return f"truncated: {len(data) - offset} pixel bytes, expected {width * height * 3}"
+        return None
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.verify()
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()  # verify() misses truncated pixel data.
+    except Exception as e:  # Pillow raises many types for bad files.
+        return f"undecodable: {type(e).__name__}: {e}"
+    return None
+
+
+def parse_ppm_header(data: bytes) -> tuple[int, int, int, int]:
+    """Parses a binary PPM (P6) header.
+
+    Returns:
+        `(width, height, maxval, pixel_offset)`.
+
+    Raises:
+        ValueError: when the header is not `P6 <w> <h> <maxval>` followed by
+            one whitespace byte.
+    """
+    tokens, pos = [], 0
+    while len(tokens) < 4:
+        while pos < len(data) and (data[pos : pos + 1].isspace() or data[pos : pos + 1] == b"#"):
+            if data[pos : pos + 1] == b"#":  # A comment runs to the end of its line.
+                while pos < len(data) and data[pos : pos + 1] not in (b"\n", b"\r"):
+                    pos += 1
+            pos += 1
+        start = pos
+        while pos < len(data) and not data[pos : pos + 1].isspace():
+            pos += 1
+        if pos >= len(data):
+            raise ValueError("header ends early")
+        tokens.append(data[start:pos])
+    if tokens[0] != b"P6" or not all(t.isdigit() for t in tokens[1:]):
+        raise ValueError(f"expected 'P6 <width> <height> <maxval>', received {b' '.join(tokens)!r}")
+    width, height, maxval = (int(t) for t in tokens[1:])
+    return width, height, maxval, pos + 1
+
+
+def _decode_ppm(data: tf.Tensor) -> tf.Tensor:
+    """Decodes binary PPM (P6, maxval 255) bytes in the graph; TF has no PPM op.
+
+    Header comments (`# ...` up to the end of the line, as IrfanView writes
+    into some GTSRB files) count as white space.
+    """
+    head = tf.cast(tf.io.decode_raw(tf.strings.substr(data, 0, 1024), tf.uint8), tf.int32)
+    newline = (head == 10) | (head == 13)
+    # A byte is in a comment when a '#' precedes it on its line: number the
+    # lines, find each line's first '#', compare positions.
+    line = tf.cumsum(tf.cast(newline, tf.int32))
+    index = tf.range(tf.size(head))
+    first_hash = tf.math.unsorted_segment_min(
+        tf.where(head == 35, index, tf.size(head)), line, tf.size(head) + 1
+    )
+    comment = tf.gather(first_hash, line) <= index
+    space = tf.cast((head == 32) | (head == 9) | newline | comment, tf.int32)
+    prev_space = tf.concat([[1], space[:-1]], 0)
+    starts = tf.cast(tf.where((1 - space) * prev_space > 0)[:, 0], tf.int32)
+    ends = tf.cast(tf.where(space * (1 - prev_space) > 0)[:, 0], tf.int32)
+
+    def token(i):
+        return tf.strings.to_number(
+            tf.strings.substr(data, starts[i], ends[i] - starts[i]), tf.int32
+        )
+
+    width, height, maxval = token(1), token(2), token(3)
+    check = tf.debugging.assert_equal(
+        maxval, 255, message="Expected an 8-bit PPM (maxval 255)."
+    )
+    with tf.control_dependencies([check]):
+        size = width * height * 3
+        pixels = tf.io.decode_raw(tf.strings.substr(data, ends[3] + 1, size), tf.uint8)
+    return tf.reshape(pixels, [height, width, 3])
+
+
+def decode_image(data: tf.Tensor) -> tf.Tensor:
+    """Decodes encoded image bytes to `uint8 [height, width, 3]`.
+
+    Args:
+        data: a scalar string tensor holding PPM (P6), PNG, JPEG, BMP or GIF
+            bytes. Grey and RGBA images become RGB.
+
+    Returns:
+        A `uint8` tensor of shape `[height, width, 3]`.
+    """
+    is_ppm = tf.equal(tf.strings.substr(data, 0, 2), "P6")
+    image = tf.cond(
+        is_ppm,
+        lambda: _decode_ppm(data),
+        lambda: tf.io.decode_image(data, channels=3, expand_animations=False),
+    )
+    return tf.ensure_shape(image, [None, None, 3])
+
+
+def resize(image: tf.Tensor, size: int) -> tf.Tensor:
+    """Resizes to `size x size` float32 in [0, 255]; the one resize used everywhere.
+
+    Training, evaluation and every export endpoint call this, so the model
+    sees identical pixels whichever way an image arrives.
+    """
+    image = tf.image.resize(tf.cast(image, tf.float32), [size, size], antialias=True)
+    return tf.clip_by_value(image, 0.0, 255.0)
+
+
+# --- Pipelines ----------------------------------------------------------------
+
+
+def pipeline(
+    ds: tf.data.Dataset,
+    decode: Callable,
+    *,
+    training: bool,
+    batch_size: int,
+    seed: int,
+    augment: Callable | None = None,
+) -> tf.data.Dataset:
+    """The input pipeline every task uses.
+
+    Parallel decode, cache after decode (decoding happens once), shuffle,
+    batch, augment after the cache (fresh randomness every epoch, vectorised
+    over the batch), prefetch.
+
+    Args:
+        ds: a dataset of per-example records (paths, labels, boxes ...).
+        decode: record -> (inputs, targets), decoded and resized.
+        training: shuffle and augment when True.
+        batch_size: the global batch size.
+        seed: shuffle seed.
+        augment: optional batched (inputs, targets) -> (inputs, targets).
+
+    Returns:
+        A batched, prefetched `tf.data.Dataset`.
+    """
+    n = int(ds.cardinality())
+    ds = ds.map(decode, num_parallel_calls=AUTOTUNE, deterministic=True).cache()
+    if training:
+        ds = ds.shuffle(max(1, min(n, 50_000)), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size)
+    if training and augment is not None:
+        ds = ds.map(augment, num_parallel_calls=AUTOTUNE)
+    return ds.prefetch(AUTOTUNE)

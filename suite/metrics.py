@@ -1,0 +1,74 @@
+"""Classification metrics and their tables and plots."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+
+def classification_metrics(
+    y_true: np.ndarray, probabilities: np.ndarray, class_names: Sequence[str]
+) -> dict:
+    """Accuracy, macro-F1, per-class accuracy and the confusion matrix.
+
+    Args:
+        y_true: integer labels, shape `[n]`.
+        probabilities: shape `[n, num_classes]`.
+        class_names: one name per class id.
+
+    Returns:
+        A dict with `accuracy`, `macro_f1` (over classes present in `y_true`
+        or predicted), `per_class_accuracy` (name -> accuracy, for classes
+        present), `confusion_matrix` (rows true, columns predicted) and `n`.
+    """
+    y_true = np.asarray(y_true, dtype=np.int64)
+    y_pred = np.argmax(probabilities, axis=-1)
+    k = len(class_names)
+    cm = np.zeros((k, k), dtype=np.int64)
+    np.add.at(cm, (y_true, y_pred), 1)
+    tp = np.diag(cm).astype(float)
+    support, predicted = cm.sum(1), cm.sum(0)
+    present = (support + predicted) > 0
+    f1 = np.divide(2 * tp, support + predicted, out=np.zeros(k), where=present)
+    return {
+        "n": int(len(y_true)),
+        "accuracy": float((y_pred == y_true).mean()) if len(y_true) else 0.0,
+        "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
+        "per_class_accuracy": {
+            class_names[i]: float(tp[i] / support[i]) for i in range(k) if support[i]
+        },
+        "confusion_matrix": cm.tolist(),
+    }
+
+
+def save_confusion(cm: Sequence[Sequence[int]], class_names: Sequence[str], out_dir: Path) -> None:
+    """Writes `confusion_matrix.csv` and `confusion_matrix.png` into `out_dir`."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with (out_dir / "confusion_matrix.csv").open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["true \\ predicted", *class_names])
+        for name, row in zip(class_names, cm):
+            writer.writerow([name, *row])
+
+    import matplotlib
+
+    matplotlib.use("Agg")  # No display on servers and CI.
+    import matplotlib.pyplot as plt
+
+    cm = np.asarray(cm, dtype=float)
+    rows = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    size = max(6, 0.22 * len(class_names))
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(rows, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(class_names)), class_names, rotation=90, fontsize=6)
+    ax.set_yticks(range(len(class_names)), class_names, fontsize=6)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title("Confusion matrix (row-normalised)")
+    fig.tight_layout()
+    fig.savefig(out_dir / "confusion_matrix.png", dpi=120)
+    plt.close(fig)

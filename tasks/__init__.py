@@ -1,0 +1,10 @@
+"""The task registry: one plain dict, one line per task.
+
+A new task is one new module ending in `TASK = Task(...)` plus one line here.
+"""
+
+from tasks import traffic_signs
+
+TASKS = {
+    "traffic_signs": traffic_signs.TASK,
+}
