@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -37,27 +39,32 @@ def suite(*args: str, cwd: Path) -> str:
     return proc.stdout
 
 
-def bench_e2e() -> dict:
-    """`suite train traffic_signs` from nothing (data made, trained, evaluated) plus export."""
-    work = WORK / "e2e"
-    if work.exists():
-        import shutil
+def _from_nothing(task: str) -> tuple[dict, Path]:
+    """Times `suite train TASK` in an empty folder (data made first) plus `suite export`."""
+    import shutil
 
+    work = WORK / task
+    if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
     start = time.perf_counter()
-    suite("train", "traffic_signs", cwd=work)
-    suite("export", "traffic_signs", cwd=work)
+    suite("train", task, cwd=work)
+    suite("export", task, cwd=work)
     seconds = time.perf_counter() - start
-    run = sorted((work / "runs" / "traffic_signs").iterdir())[-1]
+    run = sorted((work / "runs" / task).iterdir())[-1]
     metrics = json.loads((run / "metrics.json").read_text())
     epochs = len((run / "history.csv").read_text().strip().splitlines()) - 1
     return {"seconds": seconds, "test_accuracy": metrics["accuracy"], "test_macro_f1": metrics["macro_f1"],
-            "test_n": metrics["n"], "epochs": epochs, "run": str(run.relative_to(ROOT))}
+            "test_n": metrics["n"], "epochs": epochs, "run": str(run.relative_to(ROOT))}, work
+
+
+def bench_e2e() -> dict:
+    """`suite train traffic_signs` from nothing (data made, trained, evaluated) plus export."""
+    return _from_nothing("traffic_signs")[0]
 
 
 def _sample(size: int = 8600) -> Path:
-    data = WORK / "e2e" / "datasets" / "traffic_signs"
+    data = WORK / "traffic_signs" / "datasets" / "traffic_signs"
     if not data.exists():
         from tasks.traffic_signs import make_data
 
@@ -74,14 +81,14 @@ def bench_overhead() -> dict:
     from suite import trainer
     from tasks.traffic_signs import TASK
 
-    recipe = dataclasses.replace(TASK.recipes["default"], epochs=3, early_stopping_patience=100)
+    recipe = dataclasses.replace(TASK.recipes["default"], epochs=5, early_stopping_patience=100)
     data = TASK.load_data(_sample(), recipe)
 
     def bare() -> float:
         start = time.perf_counter()
         keras.utils.set_random_seed(recipe.seed)
-        train = TASK.dataset(data.splits["train"], recipe, True, recipe.batch_size)
-        val = TASK.dataset(data.splits["val"], recipe, False, recipe.batch_size)
+        train = TASK.dataset(data.splits["train"], recipe, True, recipe.batch_size, data.class_names)
+        val = TASK.dataset(data.splits["val"], recipe, False, recipe.batch_size, data.class_names)
         model = TASK.build_model(recipe, data.class_names)
         model.compile(optimizer=keras.optimizers.AdamW(recipe.learning_rate, weight_decay=recipe.weight_decay),
                       **TASK.compile_args(recipe))
@@ -94,7 +101,7 @@ def bench_overhead() -> dict:
         return time.perf_counter() - start
 
     times = {"bare": [], "suite": []}
-    for _ in range(2):  # Interleaved, so drift hits both alike.
+    for _ in range(3):  # Interleaved, so drift hits both alike.
         times["bare"].append(bare())
         times["suite"].append(ours())
     best = {k: min(v) for k, v in times.items()}
@@ -104,8 +111,6 @@ def bench_overhead() -> dict:
 
 def bench_loader() -> dict:
     """Training steps/s through the real loader (PPM files, warm cache) vs in-memory tensors."""
-    import keras
-    import numpy as np
     import tensorflow as tf
 
     from tasks.traffic_signs import TASK, augmenter
@@ -113,8 +118,8 @@ def bench_loader() -> dict:
     recipe = TASK.recipes["default"]
     data = TASK.load_data(_sample(), recipe)
     examples = data.splits["train"]
-    loader = TASK.dataset(examples, recipe, True, recipe.batch_size)
-    x = np.concatenate([b for b, _ in TASK.dataset(examples, recipe, False, 512)])
+    loader = TASK.dataset(examples, recipe, True, recipe.batch_size, data.class_names)
+    x = np.concatenate([b for b, _ in TASK.dataset(examples, recipe, False, 512, data.class_names)])
     y = examples.labels
     layers = augmenter(recipe)  # Same augmentation, applied the same way, from memory.
     memory = (tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(y), seed=recipe.seed)
@@ -144,7 +149,7 @@ def bench_real() -> dict:
     real = REALDATA / "traffic_signs" / "GTSRB"
     if not real.exists():
         return {"skipped": f"{real} absent"}
-    work = WORK / "e2e"
+    work = WORK / "traffic_signs"
     runs = sorted((work / "runs" / "traffic_signs").iterdir()) if (work / "runs").exists() else []
     if not runs:
         raise RuntimeError("run the e2e benchmark first: it trains the generated-data model")
@@ -173,7 +178,82 @@ def bench_real() -> dict:
     }
 
 
-BENCHES = {"e2e": bench_e2e, "overhead": bench_overhead, "loader": bench_loader, "real": bench_real}
+def _macs(model) -> int:
+    """Multiply-accumulates of one example through the conv and dense layers."""
+    import keras
+
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Dense)):
+            out = layer.output.shape
+            kernel = layer.kernel.shape  # Conv2D: kh, kw, in, out; depthwise: kh, kw, in, mult; dense: in, out.
+            spatial = int(np.prod(out[1:-1])) if len(out) > 2 else 1
+            total += spatial * int(np.prod(kernel))
+    return total
+
+
+def bench_speech() -> dict:
+    """speech_commands default recipe end to end, model size, export latency, real clips."""
+    import keras
+    import tensorflow as tf
+
+    result, work = _from_nothing("speech_commands")
+    run = ROOT / result["run"]
+    model = keras.saving.load_model(run / "best.keras")
+    export = work / "saved_models" / "speech_commands" / "1"
+    loaded = tf.saved_model.load(str(export))
+    wave = tf.random.uniform([1, 16000], -0.1, 0.1)
+    wav = tf.constant([next((work / "datasets" / "speech_commands" / "yes").glob("*.wav")).read_bytes()])
+    latency = {}
+    for name, call in (("waveform", lambda: loaded.serve_waveform(wave)), ("wav_bytes", lambda: loaded.serve_wav(wav))):
+        for _ in range(20):
+            call()
+        times = []
+        for _ in range(200):
+            t = time.perf_counter()
+            call()["probabilities"].numpy()
+            times.append(time.perf_counter() - t)
+        latency[name] = {"p50_ms": 1000 * float(np.median(times)), "p95_ms": 1000 * float(np.percentile(times, 95))}
+    frames = 101
+    result.update({
+        "params": int(model.count_params()), "macs_network": _macs(model),
+        "macs_frontend": int(frames * (512 // 2 * 9 + 257 * 40)),  # FFT (n/2 log2 n) + mel matrix.
+        "latency_batch1": latency,
+        "export_mb": sum(f.stat().st_size for f in export.rglob("*") if f.is_file()) / 1e6,
+    })
+    real = REALDATA / "speech_commands" / "speech_commands_v0.01"
+    if real.exists():
+        out = json.loads(suite("evaluate", "speech_commands", "--model", str(export), "--data", str(real),
+                               "--split", "all", "--json", cwd=work).strip().splitlines()[-1])
+        per_class = out["per_class_accuracy"]
+        result["real_sc"] = {"accuracy": out["accuracy"], "n": out["n"], "macro_f1": out["macro_f1"],
+                             "keyword_accuracy": float(np.mean([v for k, v in per_class.items() if not k.startswith("_")])),
+                             "unknown_accuracy": per_class.get("_unknown_")}
+    return result
+
+
+def bench_digits() -> dict:
+    """Spoken digits: leave one speaker out, train the default recipe on the other three."""
+    root = REALDATA / "spoken_digits"
+    if not root.exists():
+        return {"skipped": f"{root} absent"}
+    folds = {}
+    for speaker in ("jackson", "nicolas", "theo", "yweweler"):
+        run = WORK / "digits" / speaker
+        if run.exists():
+            import shutil
+
+            shutil.rmtree(run)
+        start = time.perf_counter()
+        suite("train", "speech_commands", "--data", str(root), "--run-dir", str(run),
+              "--set", f"test_speakers={speaker}", cwd=WORK)
+        m = json.loads((run / "metrics.json").read_text())
+        folds[speaker] = {"accuracy": m["accuracy"], "n": m["n"], "seconds": time.perf_counter() - start}
+    return {"folds": folds, "mean_accuracy": float(np.mean([f["accuracy"] for f in folds.values()]))}
+
+
+BENCHES = {"e2e": bench_e2e, "overhead": bench_overhead, "loader": bench_loader, "real": bench_real,
+           "speech": bench_speech, "digits": bench_digits}
 
 
 def render(results: dict) -> str:
@@ -201,7 +281,7 @@ def render(results: dict) -> str:
     o = results.get("overhead")
     if o:
         lines.append(f"| trainer overhead: `suite.trainer.train` vs bare `model.fit` (same model, data, {o['epochs']} "
-                     f"epochs, best of 2 interleaved) | <= 1.05 | {o['ratio']:.3f} ({o['suite_seconds']:.1f} s vs "
+                     f"epochs, best of 3 interleaved) | <= 1.05 | {o['ratio']:.3f} ({o['suite_seconds']:.1f} s vs "
                      f"{o['bare_seconds']:.1f} s) |")
     lo = results.get("loader")
     if lo:
@@ -224,6 +304,36 @@ def render(results: dict) -> str:
         ]
     elif r:
         lines += ["", f"Real GTSRB samples: skipped ({r['skipped']})."]
+    sp = results.get("speech")
+    if sp:
+        lat = sp["latency_batch1"]
+        lines += [
+            "",
+            "## speech_commands",
+            "",
+            "| what | target | measured |",
+            "|---|---|---|",
+            f"| default recipe end to end (`suite train speech_commands` from no data: synthesize ~4,000 clips, "
+            f"train {sp['epochs']} epochs, evaluate; then `suite export`) | <= 600 s | {sp['seconds']:.0f} s |",
+            f"| test accuracy, generated test split ({sp['test_n']} clips, 12 classes) | >= 97% | "
+            f"{100 * sp['test_accuracy']:.2f}% (macro-F1 {sp['test_macro_f1']:.4f}) |",
+            f"| model size | tens of thousands of params | {sp['params']:,} params; {sp['macs_network'] / 1e6:.1f} M MACs "
+            f"(network) + ~{sp['macs_frontend'] / 1e6:.1f} M (log-mel front end) per 1 s clip; export {sp['export_mb']:.1f} MB |",
+            f"| SavedModel latency, batch 1, CPU | (reported) | waveform p50 {lat['waveform']['p50_ms']:.2f} ms "
+            f"(p95 {lat['waveform']['p95_ms']:.2f}); WAV bytes p50 {lat['wav_bytes']['p50_ms']:.2f} ms "
+            f"(p95 {lat['wav_bytes']['p95_ms']:.2f}) |",
+        ]
+        if "real_sc" in sp:
+            r = sp["real_sc"]
+            lines.append(f"| real Speech Commands clips (`../shared/realdata/speech_commands`, {r['n']} clips: 50 keyword, "
+                         f"100 other words), model trained on synthesized speech only | (reported) | "
+                         f"{100 * r['accuracy']:.1f}% overall; keywords {100 * r['keyword_accuracy']:.1f}%, "
+                         f"_unknown_ {100 * (r['unknown_accuracy'] or 0):.1f}% |")
+    dg = results.get("digits")
+    if dg and "skipped" not in dg:
+        folds = ", ".join(f"{k} {100 * v['accuracy']:.1f}%" for k, v in dg["folds"].items())
+        lines.append(f"| spoken digits (8 kHz, 4 speakers), default recipe, leave one speaker out | (reported) | "
+                     f"mean {100 * dg['mean_accuracy']:.1f}% on the held-out speaker ({folds}) |")
     notes = results.get("notes", [])
     if notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]

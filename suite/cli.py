@@ -43,8 +43,8 @@ def _recipe(task: Any, name: str, sets: list[str]) -> Any:
     return apply_overrides(task.recipes[name], sets)
 
 
-def _load_model(task: Any, model_arg: str | None) -> tuple[Any, Any, dict]:
-    """Loads a run's best Keras model or an export, with its recipe and facts."""
+def _load_model(task: Any, model_arg: str | None) -> tuple[Any, Any, dict, Path]:
+    """Loads a run's best Keras model or an export, with its recipe, facts and path."""
     from suite.config import recipe_from_dict
     from suite.export import load_export
     from suite.runs import latest_run
@@ -58,13 +58,13 @@ def _load_model(task: Any, model_arg: str | None) -> tuple[Any, Any, dict]:
     recipe_cls = type(task.recipes["default"])
     if (path / "saved_model.pb").exists():
         loaded, meta = load_export(path, task.name)
-        return loaded, recipe_from_dict(recipe_cls, meta["recipe"]), meta
+        return loaded, recipe_from_dict(recipe_cls, meta["recipe"]), meta, path
     if (path / "best.keras").exists() and (path / "config.json").exists():
         import keras
 
         config = json.loads((path / "config.json").read_text())
         model = keras.saving.load_model(path / "best.keras")
-        return model, recipe_from_dict(recipe_cls, config["recipe"]), config
+        return model, recipe_from_dict(recipe_cls, config["recipe"]), config, path
     raise UserError(
         "Expected a run directory (best.keras, config.json) or a SavedModel "
         f"version folder (saved_model.pb, suite.json). Received: {path}"
@@ -157,7 +157,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     import tempfile
 
     task = get_task(args.task)
-    model, recipe, meta = _load_model(task, args.model)
+    model, recipe, meta, _ = _load_model(task, args.model)
     data_dir = Path(args.data) if args.data else DATASETS / task.name
     data = task.load_data(data_dir, recipe)
     if args.split not in data.splits:
@@ -179,12 +179,9 @@ def cmd_export(args: argparse.Namespace) -> None:
     from suite.export import export
 
     task = get_task(args.task)
-    model, recipe, config = _load_model(task, args.run)
+    model, recipe, config, run_dir = _load_model(task, args.run)
     if not hasattr(model, "fit"):
-        raise UserError(f"Expected a run directory to export. Received: {args.run}, which is already an export.")
-    run_dir = Path(args.run) if args.run else None
-    from suite.runs import latest_run
-    run_dir = run_dir or latest_run(RUNS / task.name)
+        raise UserError(f"Expected a run directory to export. Received: {run_dir}, which is already an export.")
     metrics_path = run_dir / "metrics.json"
     metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
     out = Path(args.out) if args.out else SAVED_MODELS / task.name

@@ -72,3 +72,56 @@ def save_confusion(cm: Sequence[Sequence[int]], class_names: Sequence[str], out_
     fig.tight_layout()
     fig.savefig(out_dir / "confusion_matrix.png", dpi=120)
     plt.close(fig)
+
+
+# --- Shared by classification tasks ------------------------------------------
+
+
+def classification_compile_args(recipe) -> dict:
+    """`model.compile` arguments for a softmax classifier over integer labels."""
+    import keras
+
+    return {"loss": keras.losses.SparseCategoricalCrossentropy(), "metrics": ["accuracy"]}
+
+
+def evaluate_classifier(
+    labels: np.ndarray, probabilities: np.ndarray, class_names: Sequence[str], out_dir: Path
+) -> dict:
+    """`classification_metrics`, with the confusion matrix written to `out_dir`."""
+    metrics = classification_metrics(labels, probabilities, class_names)
+    save_confusion(metrics.pop("confusion_matrix"), class_names, out_dir)
+    return metrics
+
+
+def classifier_outputs(probabilities, class_names: Sequence[str], name_key: str = "class_name") -> dict:
+    """An export's named outputs, in the graph: `class_id`, the name, `probabilities`."""
+    import tensorflow as tf
+
+    class_id = tf.argmax(probabilities, axis=-1)
+    return {"class_id": class_id, name_key: tf.gather(tf.constant(list(class_names)), class_id),
+            "probabilities": probabilities}
+
+
+def predict_lines(paths, check, endpoint, class_names: Sequence[str], expected: str) -> list[str]:
+    """`file: best class p | next: runner-up p`, one line per file; bad files say why.
+
+    Args:
+        paths: input files.
+        check: path -> reason the file is unusable, or None.
+        endpoint: an export endpoint taking a batch of file bytes.
+        class_names: one name per class id.
+        expected: what a good file is, for the skip message.
+    """
+    import tensorflow as tf
+
+    lines = []
+    for path in paths:
+        problem = check(path)
+        if problem:
+            lines.append(f"{path}: skipped ({problem}); expected {expected}")
+            continue
+        p = endpoint(tf.constant([Path(path).read_bytes()]))["probabilities"].numpy()[0]
+        top = np.argsort(p)[::-1][:2]
+        lines.append(f"{path}: {class_names[top[0]]} (class {top[0]}) {p[top[0]]:.3f}"
+                     f"  | next: {class_names[top[1]]} {p[top[1]]:.3f}")
+    return lines

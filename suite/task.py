@@ -58,9 +58,10 @@ class Task:
             the real dataset's own layout.
         load_data: `(data_dir, recipe) -> LoadedData`; reads the real layout
             and raises `UserError` when the folder holds no such layout.
-        dataset: `(examples, recipe, training, batch_size) -> tf.data.Dataset`
-            of batched `(inputs, targets)`; `batch_size` is the global batch
-            (per-replica batch x replicas), chosen by the trainer.
+        dataset: `(examples, recipe, training, batch_size, class_names) ->
+            tf.data.Dataset` of batched `(inputs, targets)`; `batch_size` is
+            the global batch (per-replica batch x replicas), chosen by the
+            trainer; targets index `class_names`.
         build_model: `(recipe, class_names) -> keras.Model`, uncompiled.
         compile_args: `(recipe) -> dict` of `loss` and `metrics` for
             `model.compile`; called inside the strategy scope.

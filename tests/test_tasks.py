@@ -59,7 +59,7 @@ def test_cli_smoke_run_end_to_end(smoke):
     shipped = json.loads(out.stdout.strip().splitlines()[-1])
     assert shipped[task.primary_metric] == pytest.approx(result[task.primary_metric], abs=0.02)
 
-    files = sorted(p for p in (work / "data").rglob("*") if p.suffix in (".ppm", ".png", ".jpg", ".wav"))[:2]
+    files = _sample_files(work / "data")
     out = run_cli("predict", task.name, *map(str, files), "--model", str(export), cwd=work)
     lines = out.stdout.strip().splitlines()
     assert len(lines) == len(files)
@@ -81,26 +81,27 @@ def test_export_versions_increment_and_stay_atomic(smoke):
     a, _ = load_export(work / "exports" / "1", task.name)
     b, _ = load_export(work / "exports" / "2", task.name)
     assert sorted(a.signatures) == sorted(b.signatures)
+    files = _sample_files(work / "data")
     for name, fn in a.signatures.items():  # Same inputs, same outputs.
         _, specs = fn.structured_input_signature
-        inputs = {k: _example(spec) for k, spec in specs.items()}
+        inputs = {k: _example(spec, files) for k, spec in specs.items()}
         out_a, out_b = fn(**inputs), b.signatures[name](**inputs)
         for key in out_a:
             np.testing.assert_array_equal(out_a[key].numpy(), out_b[key].numpy())
 
 
-def _example(spec):
-    """A small valid input for a signature input spec."""
+def _sample_files(data_dir):
+    """Two media files of a task's sample data (images or audio)."""
+    return sorted(p for p in data_dir.rglob("*") if p.suffix in (".ppm", ".png", ".jpg", ".wav")
+                  and not p.parent.name.startswith("_"))[:2]
+
+
+def _example(spec, files):
+    """A small valid input for a signature input spec: real file bytes or values."""
     import tensorflow as tf
 
-    if spec.dtype == tf.string:  # Encoded media: a PNG works for every image task.
-        import io
-
-        from PIL import Image
-
-        buf = io.BytesIO()
-        Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(buf, "PNG")
-        return tf.constant([buf.getvalue()] * 2)
+    if spec.dtype == tf.string:
+        return tf.constant([f.read_bytes() for f in files])
     shape = [2 if d is None else d for d in spec.shape]
     if len(shape) == 4 and spec.shape[1] is None:
         shape[1:3] = [40, 40]

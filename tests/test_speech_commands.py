@@ -1,0 +1,146 @@
+"""speech_commands: loaders on the real clips, audio decoding, the generator's
+layout, skipped bad WAVs, and SavedModel parity on real WAV bytes."""
+
+from __future__ import annotations
+
+import io
+import wave
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import realdata
+from suite.audio import check_wav_file, decode_wav, fit_length, resample, write_wav
+from tasks import speech_commands as sc
+
+RECIPE = sc.RECIPES["smoke"]
+
+
+def _wav_bytes(x: np.ndarray, rate: int, channels: int = 1) -> bytes:
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes((np.clip(x, -1, 1) * 32767).astype("<i2").tobytes())
+    return buf.getvalue()
+
+
+def test_loader_reads_real_speech_commands():
+    root = realdata("speech_commands", "speech_commands_v0.01")
+    data = sc.load_data(root, RECIPE)
+    assert data.layout == "Speech Commands layout with split lists"
+    assert data.class_names == [*RECIPE.words, "_silence_", "_unknown_"]
+    assert data.report.skipped == [] and data.report.read == 150
+    everything = data.splits["all"]
+    assert len(everything) == 150
+    labels = everything.labels.tolist()
+    counts = {d.name: len(list(d.glob("*.wav"))) for d in root.iterdir() if d.is_dir()}
+    assert labels.count("yes") == counts["yes"]
+    assert labels.count("_unknown_") == sum(n for w, n in counts.items() if w not in RECIPE.words)
+    # The official lists decide the splits: whole speakers, never in two.
+    speakers = {k: set(data.splits[k].speakers.tolist()) - {"silence"} for k in ("train", "val", "test")}
+    assert not speakers["train"] & speakers["test"] and not speakers["val"] & speakers["test"]
+    listed = set((root / "testing_list.txt").read_text().split())
+    for path, label in zip(data.splits["test"].paths, data.splits["test"].labels):
+        if label != "_silence_":
+            assert "/".join(path.split("/")[-2:]) in listed
+
+
+def test_loader_reads_real_spoken_digits_and_splits_by_speaker():
+    root = realdata("spoken_digits")
+    data = sc.load_data(root, RECIPE)
+    assert data.class_names == [str(d) for d in range(10)]
+    assert len(data.splits["all"]) == 2000 and data.report.skipped == []
+    speakers = {k: set(data.splits[k].speakers.tolist()) for k in ("train", "val", "test")}
+    assert all(speakers.values()) and sum(map(len, speakers.values())) == 4
+    held = sc.load_data(root, sc.dataclasses.replace(RECIPE, test_speakers=("theo",)))
+    assert set(held.splits["test"].speakers.tolist()) == {"theo"}
+    assert "theo" not in set(held.splits["train"].speakers.tolist())
+
+
+def test_real_8khz_clip_decodes_to_one_second_at_16khz():
+    path = realdata("spoken_digits", "recordings", "0_jackson_0.wav")
+    out = decode_wav(tf.io.read_file(str(path))).numpy()
+    assert out.shape == (16000,)
+    with wave.open(str(path)) as w:
+        n = w.getnframes()
+    assert np.count_nonzero(out) >= 2 * n - 4  # Upsampled, then zero-padded around it.
+
+
+def test_resample_keeps_a_tone_and_fit_length_crops_the_loudest_second():
+    t = np.arange(8000) / 8000
+    tone = np.sin(2 * np.pi * 440 * t).astype(np.float32)
+    up = resample(tf.constant(tone), 8000).numpy()
+    assert up.shape == (16000,)
+    ref = np.sin(2 * np.pi * 440 * np.arange(16000) / 16000)
+    assert np.max(np.abs(up[100:-100] - ref[100:-100])) < 1e-3
+    long = np.zeros(40000, np.float32)
+    long[30000:31000] = 1.0
+    out = fit_length(tf.constant(long)).numpy()
+    assert out.shape == (16000,) and out.sum() == 1000
+    stereo = _wav_bytes(np.stack([tone, tone], 1).reshape(-1), 8000, channels=2)
+    assert decode_wav(tf.constant(stereo)).shape == (16000,)
+
+
+def test_bad_wavs_are_skipped_and_counted(tmp_path):
+    root = tmp_path / "set"
+    for label in ("cat", "dog"):
+        (root / label).mkdir(parents=True)
+        for k in range(3):
+            write_wav(root / label / f"spk{k}_nohash_0.wav", np.random.default_rng(k).uniform(-0.5, 0.5, 8000))
+    (root / "cat" / "empty_nohash_0.wav").write_bytes(b"")
+    (root / "dog" / "notwav_nohash_0.wav").write_bytes(b"this is not audio")
+    good = (root / "dog" / "spk0_nohash_0.wav").read_bytes()
+    (root / "dog" / "cut_nohash_0.wav").write_bytes(good[: len(good) // 2])
+    data = sc.load_data(root, RECIPE)
+    reasons = sorted(r.split(":")[0] for _, r in data.report.skipped)
+    assert reasons == ["not a WAV", "not a WAV", "truncated"]
+    assert data.class_names == ["cat", "dog"] and len(data.splits["all"]) == 6
+    for f in ("cat/empty_nohash_0.wav", "dog/notwav_nohash_0.wav"):
+        (root / f).unlink()
+    (root / "dog" / "cut_nohash_0.wav").unlink()
+    for p in root.rglob("*.wav"):
+        p.write_bytes(b"")
+    with pytest.raises(sc.UserError, match="no usable WAV|Expected one of"):
+        sc.load_data(root, RECIPE)
+
+
+def test_generator_writes_the_speech_commands_layout(tmp_path):
+    sc.make_data(tmp_path, 60, 0)
+    assert (tmp_path / "validation_list.txt").exists() and (tmp_path / "testing_list.txt").exists()
+    noise = sorted(p.name for p in (tmp_path / "_background_noise_").glob("*.wav"))
+    assert {"babble.wav", "pink_noise.wav", "hum.wav"} <= set(noise)
+    for word in RECIPE.words:
+        clips = list((tmp_path / word).glob("*_nohash_*.wav"))
+        assert clips, word
+        with wave.open(str(clips[0])) as w:
+            assert (w.getframerate(), w.getnchannels(), w.getsampwidth(), w.getnframes()) == (16000, 1, 2, 16000)
+        assert check_wav_file(clips[0]) is None
+    # Real speech, not silence: energy well above the noise floor somewhere.
+    x = decode_wav(tf.io.read_file(str(next((tmp_path / "yes").glob("*.wav"))))).numpy()
+    frames = np.sqrt(np.mean(x[: 16000 // 160 * 160].reshape(-1, 160) ** 2, axis=1))
+    assert frames.max() > 5 * np.median(frames)
+    listed = (tmp_path / "testing_list.txt").read_text().split()
+    assert all(sc.which_set(p, 10, 10) == "test" for p in listed)
+
+
+def test_export_matches_model_predict_on_real_wav_bytes(smoke):
+    if smoke["task"].name != "speech_commands":
+        pytest.skip("speech_commands only")
+    paths = sorted(realdata("speech_commands", "speech_commands_v0.01").rglob("*.wav"))[::15][:6]
+    paths += sorted(realdata("spoken_digits", "recordings").glob("*.wav"))[:2]  # 8 kHz, other lengths.
+    raw = [p.read_bytes() for p in paths]
+    loaded = tf.saved_model.load(str(smoke["export"]))
+    model = keras.saving.load_model(smoke["work"] / "run" / "best.keras")
+    waves = np.stack([decode_wav(tf.constant(b)).numpy() for b in raw])
+    expected = model.predict(waves, verbose=0)
+    out = loaded.serve_wav(tf.constant(raw))
+    assert np.max(np.abs(out["probabilities"].numpy() - expected)) < 1e-4
+    np.testing.assert_array_equal(out["class_id"].numpy(), expected.argmax(-1))
+    direct = loaded.serve_waveform(tf.constant(waves))["probabilities"].numpy()
+    assert np.max(np.abs(direct - expected)) < 1e-4
+    one = loaded.serve_wav(tf.constant(raw[:1]))["probabilities"].numpy()  # Batch-independent.
+    assert np.max(np.abs(one - expected[:1])) < 1e-4
