@@ -6,9 +6,10 @@ Run:
     suite export traffic_signs
     suite predict traffic_signs some_sign.ppm
 
-Expected result with the default recipe on 2 CPU cores: about 99% accuracy on
-the generated test split in about 5 minutes end to end (see
-docs/benchmarks.md for the measured numbers and for real GTSRB images).
+Expected result with the default recipe on 2 CPU cores: about 98.5% accuracy
+on the generated test split in about 7 minutes end to end, data generation
+included (see docs/benchmarks.md for the measured numbers and for real GTSRB
+images).
 
 Data: the loader reads GTSRB's own layouts, so the real dataset works as
 downloaded: `Final_Training/Images/000NN/*.ppm` with `GT-000NN.csv` and,
