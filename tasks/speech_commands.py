@@ -39,7 +39,7 @@ import tensorflow as tf
 
 from suite.audio import SAMPLE_RATE, check_wav_file, decode_wav, fit_length, write_wav
 from suite.config import TrainRecipe
-from suite.data import AUTOTUNE, DataReport, pipeline
+from suite.data import DataReport, pipeline
 from suite.errors import UserError
 from suite.metrics import classification_compile_args, classifier_outputs, evaluate_classifier, predict_lines
 from suite.task import LoadedData, Task

@@ -4,7 +4,6 @@ skipped corrupt files, and the export's parity with `model.predict`."""
 from __future__ import annotations
 
 import io
-import shutil
 
 import keras
 import numpy as np
