@@ -30,6 +30,7 @@ import dataclasses
 import hashlib
 import math
 import re
+import wave
 import zlib
 from pathlib import Path
 
@@ -37,7 +38,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from suite.audio import SAMPLE_RATE, check_wav_file, decode_wav, fit_length, write_wav
+from suite.audio import SAMPLE_RATE, check_wav_file, decode_wav, fit_length, resample, write_wav
 from suite.config import TrainRecipe
 from suite.data import DataReport, pipeline
 from suite.errors import UserError
@@ -233,32 +234,25 @@ def _silence(noise: list[Path], rng: np.random.Generator, k: int) -> tuple:
     if not noise:
         return ("", -1, SILENCE, "silence")
     path = noise[k % len(noise)]
-    import wave
-
     with wave.open(str(path)) as w:
         seconds = w.getnframes() / w.getframerate()
     offset = int(rng.integers(0, max(1, int((seconds - 1) * SAMPLE_RATE))))
     return (str(path), offset, SILENCE, "silence")
 
 
-def _decode_clip(path: tf.Tensor, offset: tf.Tensor) -> tf.Tensor:
-    """One example's 16 kHz, 1 s waveform."""
-
-    def from_file():
-        audio = decode_wav(tf.io.read_file(path), length=None)
-        cut = audio[tf.maximum(offset, 0) : tf.maximum(offset, 0) + SAMPLE_RATE]
-        return tf.cond(offset >= 0, lambda: fit_length(cut), lambda: fit_length(audio))
-
-    return tf.cond(tf.equal(path, ""), lambda: tf.zeros([SAMPLE_RATE]), from_file)
-
-
-def _noise_bank(examples: Clips) -> tf.Tensor:
-    """Background noise for mixing: the set's noise files, else generated noise."""
+def _noise_bank(examples: Clips) -> tuple[tf.Tensor, dict[str, int]]:
+    """The noise files that `_silence_` rows cut from, each decoded once and
+    concatenated, with each file's start in the bank; generated coloured noise
+    (and no starts) when a set has none. Silence rows and noise mixing both
+    read from it, so no file is decoded per example."""
     files = sorted({p for p, o in zip(examples.paths, examples.offsets) if o >= 0})
-    if files:
-        return tf.concat([decode_wav(tf.io.read_file(f), length=None)[: 60 * SAMPLE_RATE] for f in files], 0)
-    rng = np.random.default_rng(0)
-    return tf.constant(np.concatenate([_colored_noise(rng, 10 * SAMPLE_RATE, e) for e in (0.0, 1.0, 2.0)]), tf.float32)
+    if not files:
+        rng = np.random.default_rng(0)
+        noise = np.concatenate([_colored_noise(rng, 10 * SAMPLE_RATE, e) for e in (0.0, 1.0, 2.0)])
+        return tf.constant(noise, tf.float32), {}
+    parts = [decode_wav(tf.io.read_file(f), length=None) for f in files]
+    starts = np.cumsum([0] + [int(p.shape[0]) for p in parts[:-1]])
+    return tf.concat(parts, 0), {f: int(s) for f, s in zip(files, starts)}
 
 
 def dataset(examples: Clips, recipe: Recipe, training: bool, batch_size: int, class_names: list[str]) -> tf.data.Dataset:
@@ -269,10 +263,17 @@ def dataset(examples: Clips, recipe: Recipe, training: bool, batch_size: int, cl
     if missing:
         raise UserError(f"Expected labels among the model's classes {names}. Received: {missing}.")
     labels = np.array([index[n] for n in examples.labels], np.int32)
-    noise = _noise_bank(examples) if training else None
+    noise, starts = _noise_bank(examples)
+    offsets = np.array([starts[p] + o if o >= 0 else -1 for p, o in zip(examples.paths, examples.offsets)], np.int64)
 
-    def decode(path, offset, label):
-        return _decode_clip(path, offset), label
+    def decode(path, offset, label):  # 1 s at 16 kHz: a bank slice, a file, or digital silence.
+        wave = tf.cond(
+            offset >= 0,
+            lambda: fit_length(noise[offset : offset + SAMPLE_RATE]),
+            lambda: tf.cond(tf.equal(path, ""), lambda: tf.zeros([SAMPLE_RATE]),
+                            lambda: decode_wav(tf.io.read_file(path))),
+        )
+        return wave, label
 
     def augment(x, y):
         b = tf.shape(x)[0]
@@ -292,7 +293,7 @@ def dataset(examples: Clips, recipe: Recipe, training: bool, batch_size: int, cl
         x = x * tf.random.uniform([b, 1], 0.5, 1.5)  # Loudness varies.
         return tf.clip_by_value(x, -1.0, 1.0), y
 
-    ds = tf.data.Dataset.from_tensor_slices((examples.paths, examples.offsets, labels))
+    ds = tf.data.Dataset.from_tensor_slices((examples.paths, offsets, labels))
     return pipeline(ds, decode, training=training, batch_size=batch_size, seed=recipe.seed, augment=augment)
 
 
@@ -356,11 +357,9 @@ class Espeak:
         return audio.astype(np.float32) / 32768.0
 
 
-def _resample_np(x: np.ndarray, rate_in: int, rate_out: int = SAMPLE_RATE) -> np.ndarray:
-    m = int(round(len(x) * rate_out / rate_in))
-    spectrum = np.fft.rfft(x)[: m // 2 + 1]
-    spectrum = np.pad(spectrum, (0, m // 2 + 1 - len(spectrum)))
-    return np.fft.irfft(spectrum, m).astype(np.float32) * (m / len(x))
+def _to_16k(x: np.ndarray, rate: int) -> np.ndarray:
+    """The loader's own band-limited resampler, so generated and read audio match."""
+    return resample(tf.constant(x, tf.float32), rate).numpy()
 
 
 def _colored_noise(rng: np.random.Generator, n: int, exponent: float) -> np.ndarray:
@@ -390,7 +389,7 @@ def _babble(rng: np.random.Generator, n: int, talkers: int = 6) -> np.ndarray:
         while pos < n:
             text = " ".join(rng.choice(words, 8))
             voice = f"{rng.choice(LANGUAGES)}+{rng.choice(VARIANTS)}"
-            s = _resample_np(tts.say(text, voice, int(rng.integers(140, 220)), int(rng.integers(20, 80)), 50), tts.rate)
+            s = _to_16k(tts.say(text, voice, int(rng.integers(140, 220)), int(rng.integers(20, 80)), 50), tts.rate)
             end = min(n, pos + len(s))
             out[pos:end] += s[: end - pos]
             pos = end + int(rng.integers(0, SAMPLE_RATE // 2))
@@ -439,7 +438,7 @@ def make_data(out_dir: Path, size: int, seed: int) -> None:
         for k, word in enumerate(said):
             speech = tts.say(word, voice, base_rate + int(rng.integers(-20, 21)),
                              base_pitch + int(rng.integers(-8, 9)), int(rng.integers(20, 90)))
-            speech = _resample_np(speech, tts.rate)[: SAMPLE_RATE]
+            speech = _to_16k(speech, tts.rate)[:SAMPLE_RATE]
             speech = speech / (np.abs(speech).max() + 1e-9) * rng.uniform(0.2, 0.9)
             clip = np.zeros(SAMPLE_RATE, np.float32)
             onset = int(rng.integers(0, SAMPLE_RATE - len(speech) + 1))

@@ -144,3 +144,16 @@ def test_export_matches_model_predict_on_real_wav_bytes(smoke):
     assert np.max(np.abs(direct - expected)) < 1e-4
     one = loaded.serve_wav(tf.constant(raw[:1]))["probabilities"].numpy()  # Batch-independent.
     assert np.max(np.abs(one - expected[:1])) < 1e-4
+
+
+def test_silence_is_cut_from_the_background_noise_files(tmp_path):
+    sc.make_data(tmp_path, 60, 0)
+    data = sc.load_data(tmp_path, RECIPE)
+    clips = next(c for c in (data.splits[k] for k in ("train", "val", "test")) if "_silence_" in c.labels)
+    rows = np.flatnonzero(clips.labels == "_silence_")
+    waves = np.concatenate([x.numpy() for x, _ in sc.dataset(clips, RECIPE, False, 512, data.class_names)])
+    for i in rows:
+        full = decode_wav(tf.io.read_file(clips.paths[i]), length=None).numpy()
+        start = int(clips.offsets[i])
+        np.testing.assert_allclose(waves[i], full[start : start + 16000], atol=1e-6)
+        assert np.abs(waves[i]).max() > 0  # Noise, not digital silence.
