@@ -54,8 +54,12 @@ def _from_nothing(task: str) -> tuple[dict, Path]:
     run = sorted((work / "runs" / task).iterdir())[-1]
     metrics = json.loads((run / "metrics.json").read_text())
     epochs = len((run / "history.csv").read_text().strip().splitlines()) - 1
-    return {"seconds": seconds, "test_accuracy": metrics["accuracy"], "test_macro_f1": metrics["macro_f1"],
-            "test_n": metrics["n"], "epochs": epochs, "run": str(run.relative_to(ROOT))}, work
+    result = {"seconds": seconds, "test_n": metrics["n"], "epochs": epochs, "run": str(run.relative_to(ROOT))}
+    if "accuracy" in metrics:
+        result.update(test_accuracy=metrics["accuracy"], test_macro_f1=metrics["macro_f1"])
+    else:
+        result["test"] = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+    return result, work
 
 
 def bench_e2e() -> dict:
@@ -254,8 +258,175 @@ def bench_digits() -> dict:
     return {"folds": folds, "mean_accuracy": float(np.mean([f["accuracy"] for f in folds.values()]))}
 
 
+def bench_cells() -> dict:
+    """cell_microscopy: default recipe end to end; real DSB 2018 images (trained on real, generated only)."""
+    import keras
+    import tensorflow as tf
+
+    from tasks import cell_microscopy as cm
+
+    result, work = _from_nothing("cell_microscopy")
+    run = ROOT / result["run"]
+    model = keras.saving.load_model(run / "best.keras")
+    result["params"] = int(model.count_params())
+    export = work / "saved_models" / "cell_microscopy" / "1"
+    loaded = tf.saved_model.load(str(export))
+    pixels = tf.constant(np.asarray(__import__("PIL.Image").Image.open(
+        next((work / "datasets" / "cell_microscopy").glob("*/images/*.png"))).convert("RGB")))
+    times = []
+    for i in range(60):
+        t = time.perf_counter()
+        loaded.serve_pixels(pixels)["num_nuclei"].numpy()
+        if i >= 10:
+            times.append(time.perf_counter() - t)
+    result["latency_256"] = {"p50_ms": 1000 * float(np.median(times)), "p95_ms": 1000 * float(np.percentile(times, 95)),
+                             "shape": list(pixels.shape)}
+    real = REALDATA / "cell_microscopy"
+    if real.exists():
+        keys = ("f1_50", "dsb_score", "pixel_dice", "count_relative_error", "n", "nuclei")
+        generated = json.loads(suite("evaluate", "cell_microscopy", "--model", str(export), "--data", str(real),
+                                     "--json", cwd=work).strip().splitlines()[-1])
+        own = WORK / "cells-real"
+        if own.exists():
+            import shutil
+
+            shutil.rmtree(own)
+        start = time.perf_counter()
+        suite("train", "cell_microscopy", "--data", str(real), "--run-dir", str(own), cwd=work)
+        seconds = time.perf_counter() - start
+        trained = json.loads((own / "metrics.json").read_text())
+        data = cm.load_data(real, cm.RECIPES["default"])
+        result["real"] = {
+            "generated_only": {k: generated[k] for k in keys},
+            "real_trained": {k: trained[k] for k in keys},
+            "train_n": len(data.splits["train"]), "val_n": len(data.splits["val"]),
+            "train_seconds": seconds,
+        }
+    return result
+
+
+def _take(examples, index):
+    """Rows `index` of a task's examples dataclass (every field is an array)."""
+    return type(examples)(**{f.name: getattr(examples, f.name)[index] for f in dataclasses.fields(examples)})
+
+
+def _few_shot(labels, groups, k: int, rng) -> tuple[list, list]:
+    """k labelled examples per class, spread over its groups (tracks, speakers);
+    ceil(k/5) of them are the validation set, as a user with k labels would do."""
+    train, val = [], []
+    for label in sorted(set(labels.tolist())):
+        by_group = {}
+        for i in rng.permutation(np.flatnonzero(labels == label)):
+            by_group.setdefault(groups[i], []).append(i)
+        order = [by_group[g] for g in rng.permutation(sorted(by_group))]
+        picked = []
+        while len(picked) < k and any(order):  # Round robin: one per group, then again.
+            for rows in order:
+                if rows and len(picked) < k:
+                    picked.append(rows.pop())
+        n_val = -(-len(picked) // 5)
+        val += picked[:n_val]
+        train += picked[n_val:]
+    return sorted(train), sorted(val)
+
+
+def _approach_runs(task, recipe, data, test, source: Path, out: Path) -> dict:
+    """Scratch, transfer and features on one `LoadedData`; test accuracy and seconds each."""
+    import shutil
+
+    from suite import approaches, trainer
+
+    results = {}
+    for approach in ("scratch", "transfer", "features"):
+        run = out / approach
+        if run.exists():
+            shutil.rmtree(run)
+        start = time.perf_counter()
+        if approach == "scratch":
+            model = trainer.train(task, recipe, data, run, strategy="default", verbose=0,
+                                  metadata={"class_names": data.class_names})
+        elif approach == "transfer":
+            model = approaches.train_transfer(task, recipe, data, run, source, strategy="default",
+                                              metadata={"class_names": data.class_names})
+        else:
+            model = approaches.train_features(task, recipe, data, run, source,
+                                              metadata={"class_names": data.class_names})
+        seconds = time.perf_counter() - start
+        metrics = task.evaluate(model, test, recipe, data.class_names, run)
+        results[approach] = {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"], "seconds": seconds}
+        if approach == "transfer":
+            results[approach]["kept"] = json.loads((run / "config.json").read_text())["kept"]
+        print(f"  {out.name} {approach}: {metrics['accuracy']:.4f} in {seconds:.0f} s", flush=True)
+    return results
+
+
+def bench_approaches() -> dict:
+    """Scratch vs transfer vs features + SVM on real data with few labels (docs/approaches.md)."""
+    from suite.task import LoadedData
+    from suite.data import DataReport
+    from tasks import TASKS
+
+    out = {}
+    real = REALDATA / "traffic_signs" / "GTSRB"
+    if real.exists():
+        task = TASKS["traffic_signs"]
+        runs = sorted((WORK / "traffic_signs" / "runs" / "traffic_signs").glob("*/best.keras"))
+        if not runs:
+            _from_nothing("traffic_signs")
+            runs = sorted((WORK / "traffic_signs" / "runs" / "traffic_signs").glob("*/best.keras"))
+        source, recipe = runs[-1], task.recipes["default"]
+        loaded = task.load_data(real, recipe)
+        signs = loaded.splits["all"]
+        rng = np.random.default_rng(0)
+        # Whole tracks to test: ~40% of each class's tracks (classes with one track only train).
+        test_mask = np.zeros(len(signs), bool)
+        for label in np.unique(signs.labels):
+            tracks = sorted(set(signs.groups[signs.labels == label].tolist()))
+            held = rng.permutation(tracks)[: int(0.4 * len(tracks))]
+            test_mask |= np.isin(signs.groups, held)
+        test, pool = _take(signs, test_mask), _take(signs, ~test_mask)
+        sizes = {}
+        for k in (5, 10, 20):
+            train_idx, val_idx = _few_shot(pool.labels, pool.groups, k, np.random.default_rng(k))
+            data = LoadedData({"train": _take(pool, train_idx), "val": _take(pool, val_idx), "test": test},
+                              loaded.class_names, DataReport(), f"{k} per class")
+            sizes[str(k)] = {"train_n": len(train_idx), "val_n": len(val_idx),
+                             **_approach_runs(task, recipe, data, test, source, WORK / "approaches" / f"signs-{k}")}
+        out["traffic_signs"] = {"source": str(source.parent.relative_to(ROOT)), "test_n": len(test),
+                                "test_classes": int(len(np.unique(test.labels))), "pool_n": len(pool),
+                                "sizes": sizes}
+    digits = REALDATA / "spoken_digits"
+    if digits.exists():
+        task = TASKS["speech_commands"]
+        runs = sorted((WORK / "speech_commands" / "runs" / "speech_commands").glob("*/best.keras"))
+        if not runs:
+            _from_nothing("speech_commands")
+            runs = sorted((WORK / "speech_commands" / "runs" / "speech_commands").glob("*/best.keras"))
+        source = runs[-1]
+        folds = {}
+        for speaker in ("jackson", "nicolas"):
+            recipe = dataclasses.replace(task.recipes["default"], test_speakers=(speaker,))
+            loaded = task.load_data(digits, recipe)
+            clips = loaded.splits["all"]
+            test, pool = _take(clips, clips.speakers == speaker), _take(clips, clips.speakers != speaker)
+            fold = {}
+            for k in (5, 20, "all"):
+                if k == "all":  # The loader's own split: two speakers train, one validates.
+                    data = loaded
+                else:
+                    train_idx, val_idx = _few_shot(pool.labels, pool.speakers, k, np.random.default_rng(k))
+                    data = LoadedData({"train": _take(pool, train_idx), "val": _take(pool, val_idx), "test": test},
+                                      loaded.class_names, DataReport(), f"{k} per class")
+                fold[str(k)] = {"train_n": len(data.splits["train"]), "val_n": len(data.splits["val"]),
+                                **_approach_runs(task, recipe, data, test, source,
+                                                 WORK / "approaches" / f"digits-{speaker}-{k}")}
+            folds[speaker] = fold
+        out["spoken_digits"] = {"source": str(source.parent.relative_to(ROOT)), "folds": folds}
+    return out
+
+
 BENCHES = {"e2e": bench_e2e, "overhead": bench_overhead, "loader": bench_loader, "real": bench_real,
-           "speech": bench_speech, "digits": bench_digits}
+           "speech": bench_speech, "digits": bench_digits, "approaches": bench_approaches, "cells": bench_cells}
 
 
 def _span(values: list) -> str:
@@ -343,9 +514,128 @@ def render(results: dict) -> str:
         folds = ", ".join(f"{k} {100 * v['accuracy']:.1f}%" for k, v in dg["folds"].items())
         lines.append(f"| spoken digits (8 kHz, 4 speakers), default recipe, leave one speaker out | (reported) | "
                      f"mean {100 * dg['mean_accuracy']:.1f}% on the held-out speaker ({folds}) |")
+    c = results.get("cells")
+    if c:
+        t = c["test"]
+        lat = c["latency_256"]
+        lines += [
+            "",
+            "## cell_microscopy",
+            "",
+            "| what | target | measured |",
+            "|---|---|---|",
+            f"| default recipe end to end (`suite train cell_microscopy` from no data: generate 240 images, "
+            f"train {c['epochs']} epochs, evaluate; then `suite export`) | <= 600 s | {c['seconds']:.0f} s |",
+            f"| F1 at IoU 0.5, generated test split ({t['n']} images, {t['nuclei']} nuclei) | >= 0.9 | "
+            f"{t['f1_50']:.3f} (DSB score {t['dsb_score']:.3f}; pixel Dice {t['pixel_dice']:.3f}; count error "
+            f"{100 * t['count_relative_error']:.1f}%; atypical recall {t['atypical_recall']:.3f}, precision "
+            f"{t['atypical_precision']:.3f}) |",
+            f"| model size; SavedModel latency on one {lat['shape'][0]}x{lat['shape'][1]} image, CPU (masks, "
+            f"instances and counts) | (reported) | {c['params']:,} params; p50 {lat['p50_ms']:.0f} ms "
+            f"(p95 {lat['p95_ms']:.0f}) |",
+        ]
+        r = c.get("real")
+        if r:
+            g, o = r["generated_only"], r["real_trained"]
+            lines += [
+                "",
+                f"Real DSB 2018 images (`../shared/realdata/cell_microscopy`, 150 images; test split "
+                f"{o['n']} images, {o['nuclei']} nuclei, split by image id):",
+                "",
+                "| model | F1 at IoU 0.5 | DSB score | pixel Dice | count error |",
+                "|---|---|---|---|---|",
+                f"| generated data only (the end-to-end model above) | {g['f1_50']:.3f} | {g['dsb_score']:.3f} | "
+                f"{g['pixel_dice']:.3f} | {100 * g['count_relative_error']:.1f}% |",
+                f"| default recipe on {r['train_n']} real images (+{r['val_n']} val), {r['train_seconds']:.0f} s | "
+                f"{o['f1_50']:.3f} | {o['dsb_score']:.3f} | {o['pixel_dice']:.3f} | "
+                f"{100 * o['count_relative_error']:.1f}% |",
+            ]
     notes = results.get("notes", [])
     if notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
+    return "\n".join(lines) + "\n"
+
+
+def render_approaches(a: dict, versions: dict, machine: str) -> str:
+    """docs/approaches.md from the `approaches` results."""
+    def cell(r):
+        return f"{100 * r['accuracy']:.1f}% ({r['seconds']:.0f} s)"
+
+    lines = [
+        "# Training approaches, measured",
+        "",
+        "Written by `bench/run.py --only approaches` (part of `make bench`) in one run; "
+        f"{machine}; tensorflow {versions.get('tensorflow')}, keras {versions.get('keras')}, "
+        f"scikit-learn {versions.get('scikit-learn')}. Raw numbers: `docs/benchmarks.json` (`approaches`).",
+        "",
+        "The three ways to build a model, as a user runs them:",
+        "",
+        "```",
+        "suite train TASK --data DIR                                            # scratch",
+        "suite train TASK --data DIR --approach transfer --from RUN|EXPORT|MODEL.keras|WEIGHTS.h5",
+        "suite train TASK --data DIR --approach features --from RUN|EXPORT|MODEL.keras|WEIGHTS.h5",
+        "```",
+        "",
+        "- **scratch**: the task's own network from random weights, the task's default recipe.",
+        "- **transfer**: the `--from` network's body with a new head for the target classes (feature "
+        "standardisation, the recipe's dropout, softmax, started from a logistic-regression probe); "
+        "`head_epochs` (8) with the body frozen, then the recipe's epochs with everything but BatchNorm "
+        "statistics unfrozen at 0.1x the learning rate. If fine-tuning never beats the frozen body on "
+        "validation, the frozen-body model is kept (column *kept*).",
+        "- **features**: the `--from` network up to the input of its classifier, then a linear SVM "
+        "(scikit-learn `LinearSVC`, C from 0.001-1 chosen on validation) on standardised features, "
+        "folded back into one Keras model and exported like any other.",
+        "",
+        "Times are wall-clock seconds for training (feature extraction included), on the same machine, "
+        "one after another. Every labelled budget includes its validation images: of k per class, "
+        "ceil(k/5) validate (checkpoint choice, early stopping, C), the rest train.",
+    ]
+    ts = a.get("traffic_signs")
+    if ts:
+        lines += [
+            "",
+            "## traffic_signs: real GTSRB, few labels",
+            "",
+            f"Source for transfer and features: the default recipe trained on generated signs only "
+            f"(`{ts['source']}`). Real data: `../shared/realdata/traffic_signs` (990 images, 43 classes). "
+            f"About 40% of each class's tracks (whole physical signs) are held out: {ts['test_n']} test images "
+            f"of {ts['test_classes']} classes, never seen in any form; the k labelled images per class are "
+            f"drawn from the other {ts['pool_n']}, spread over tracks.",
+            "",
+            "| labelled per class | train + val images | scratch | transfer (kept) | features + SVM |",
+            "|---|---|---|---|---|",
+        ]
+        for k, r in ts["sizes"].items():
+            lines.append(f"| {k} | {r['train_n']} + {r['val_n']} | {cell(r['scratch'])} | "
+                         f"{cell(r['transfer'])} ({r['transfer']['kept']}) | {cell(r['features'])} |")
+        lines.append("")
+        lines.append("Accuracy on the held-out real test tracks (training seconds).")
+    dg = a.get("spoken_digits")
+    if dg:
+        lines += [
+            "",
+            "## speech_commands -> spoken digits (new classes)",
+            "",
+            f"Source: the default recipe trained on synthesized keywords only (`{dg['source']}`; 12 classes: "
+            "ten command words, `_silence_`, `_unknown_`). Target: the Free Spoken Digit Dataset "
+            "(`../shared/realdata/spoken_digits`, 8 kHz, 4 speakers, 10 digit classes the source never had; "
+            "a new head replaces its classifier). One speaker is held out entirely for test; k per class come "
+            "from the other three; *all* is the loader's own split (two speakers train, one validates).",
+        ]
+        for speaker, fold in dg["folds"].items():
+            lines += [
+                "",
+                f"Test speaker **{speaker}** (500 clips):",
+                "",
+                "| labelled per class | train + val clips | scratch | transfer (kept) | features + SVM |",
+                "|---|---|---|---|---|",
+            ]
+            for k, r in fold.items():
+                lines.append(f"| {k} | {r['train_n']} + {r['val_n']} | {cell(r['scratch'])} | "
+                             f"{cell(r['transfer'])} ({r['transfer']['kept']}) | {cell(r['features'])} |")
+    notes = a.get("notes", [])
+    if notes:
+        lines += ["", "## When each approach pays, and when it does not", ""] + [f"- {n}" for n in notes]
     return "\n".join(lines) + "\n"
 
 
@@ -369,6 +659,9 @@ def main() -> None:
         RESULTS.parent.mkdir(exist_ok=True)
         RESULTS.write_text(json.dumps(results, indent=1, default=str) + "\n")
     (ROOT / "docs" / "benchmarks.md").write_text(render(results))
+    if "approaches" in results:
+        (ROOT / "docs" / "approaches.md").write_text(
+            render_approaches(results["approaches"], results.get("versions", {}), results.get("machine", "?")))
     print(render(results))
 
 

@@ -49,6 +49,8 @@ def _load_model(task: Any, model_arg: str | None) -> tuple[Any, Any, dict, Path]
     from suite.export import load_export
     from suite.runs import latest_run
 
+    import suite.approaches  # noqa: F401  Registers the layers a features model uses.
+
     path = Path(model_arg) if model_arg else latest_run(RUNS / task.name)
     if path is None:
         raise UserError(
@@ -109,11 +111,12 @@ def cmd_data_make(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from suite import trainer
+    from suite import approaches, trainer
     from suite.config import fingerprint, recipe_from_dict, write_json
     from suite.runs import latest_run, new_run_dir
 
     task = get_task(args.task)
+    approach, source = args.approach, args.source
     if args.resume:
         run_dir = Path(args.run_dir) if args.run_dir else latest_run(RUNS / task.name, "config.json")
         if run_dir is None or not (run_dir / "config.json").exists():
@@ -124,7 +127,8 @@ def cmd_train(args: argparse.Namespace) -> None:
         config = json.loads((run_dir / "config.json").read_text())
         recipe = recipe_from_dict(type(task.recipes["default"]), config["recipe"])
         recipe_name, data_dir = config["recipe_name"], Path(args.data or config["data_dir"])
-        print(f"[{task.name}] resuming {run_dir}", flush=True)
+        approach, source = config.get("approach", "scratch"), config.get("source")
+        print(f"[{task.name}] resuming {run_dir} ({approach})", flush=True)
     else:
         recipe_name = args.recipe
         recipe = _recipe(task, recipe_name, args.sets)
@@ -132,6 +136,13 @@ def cmd_train(args: argparse.Namespace) -> None:
         run_dir = Path(args.run_dir) if args.run_dir else None  # Made once data loads.
         if run_dir and (run_dir / "config.json").exists():
             raise UserError(f"Expected a new run directory. Received: {run_dir}, which holds a run. Add --resume to continue it.")
+    if approach == "scratch" and source:
+        raise UserError(f"Expected no --from with --approach scratch (it starts from random weights). "
+                        f"Received: --from {source}. Use --approach transfer or features.")
+    if approach != "scratch" and not source:
+        raise UserError(f"Expected --from RUN_DIR|SAVEDMODEL_DIR|MODEL.keras|WEIGHTS.h5 with --approach "
+                        f"{approach}. Received: no --from.")
+    source = approaches.resolve_source(source) if source else None
     if args.data is None and not args.resume and not _has_data(data_dir):
         print(f"[{task.name}] no data at {data_dir}: making the sample dataset ...", flush=True)
         task.make_data(data_dir, task.sample_size, recipe.seed)
@@ -141,12 +152,16 @@ def cmd_train(args: argparse.Namespace) -> None:
     for path, reason in data.report.skipped[:5]:
         print(f"  skipped {path}: {reason}")
     run_dir = run_dir or new_run_dir(RUNS / task.name)
-    model = trainer.train(
-        task, recipe, data, run_dir, strategy=args.strategy, resume=args.resume,
-        metadata={"recipe_name": recipe_name, "data_dir": str(data_dir),
-                  "data_fingerprint": fingerprint(data_dir), "data_layout": data.layout,
-                  "class_names": data.class_names},
-    )
+    metadata = {"recipe_name": recipe_name, "data_dir": str(data_dir), "data_fingerprint": fingerprint(data_dir),
+                "data_layout": data.layout, "class_names": data.class_names, "approach": approach}
+    if approach == "transfer":
+        model = approaches.train_transfer(task, recipe, data, run_dir, source, strategy=args.strategy,
+                                          resume=args.resume, metadata=metadata)
+    elif approach == "features":  # Quick to redo, so --resume simply fits again.
+        model = approaches.train_features(task, recipe, data, run_dir, source, metadata=metadata)
+    else:
+        model = trainer.train(task, recipe, data, run_dir, strategy=args.strategy, resume=args.resume,
+                              metadata=metadata)
     metrics = task.evaluate(model, data.splits["test"], recipe, data.class_names, run_dir)
     write_json(run_dir / "metrics.json", {"split": "test", **metrics})
     print(f"[{task.name}] test: {_summary(metrics)}")
@@ -236,6 +251,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir", help="defaults to runs/TASK/<timestamp>")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run")
     p.add_argument("--strategy", default="auto", choices=["auto", "default", "mirrored", "multiworker"])
+    p.add_argument("--approach", default="scratch", choices=["scratch", "transfer", "features"],
+                   help="scratch (default); transfer: new head on a --from network, then fine-tune; "
+                   "features: --from network features -> linear SVM")
+    p.add_argument("--from", dest="source", metavar="RUN_DIR|SAVEDMODEL_DIR|MODEL.keras|WEIGHTS.h5",
+                   help="the trained network transfer and features start from")
     p.set_defaults(fn=cmd_train)
 
     p = sub.add_parser("evaluate", help="metrics of a run or an export")

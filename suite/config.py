@@ -19,7 +19,8 @@ R = TypeVar("R")
 
 @dataclasses.dataclass(frozen=True)
 class TrainRecipe:
-    """Values every task's recipe has; the shared trainer reads only these.
+    """Values every task's recipe has; the shared trainer and the training
+    approaches (`suite.approaches`) read only these.
 
     A task subclasses it with its own fields (each with a reason beside it).
     """
@@ -32,6 +33,17 @@ class TrainRecipe:
     early_stopping_patience: int = 6  # Epochs without val improvement.
     seed: int = 1337  # Seeds Python, NumPy, TF and the data pipeline.
     deterministic: bool = False  # Op determinism: reproducible but slower.
+    dropout: float = 0.2  # Before the classifier head (also a new transfer head); tasks set their own.
+    # --approach transfer (see suite/approaches.py):
+    head_epochs: int = 8  # Phase 1: only the new head trains, the body is frozen.
+    finetune_lr_scale: float = 0.1  # Phase 2 rate = learning_rate x this: nudge learned features, do not erase them.
+    finetune_bn: bool = False  # Keep the source's BatchNorm statistics: tiny sets give noisy batch statistics.
+    # --approach transfer and features:
+    feature_layer: str = ""  # Layer whose output are the features; "" = what the source's classifier reads.
+    # --approach features:
+    svm_kernel: str = "linear"  # "linear", or "rbf" via random Fourier features (both become layers).
+    svm_c: tuple[float, ...] = (0.001, 0.01, 0.1, 1.0)  # C values tried; the best on val is kept.
+    rff_components: int = 2048  # rbf only: random Fourier features approximating the kernel.
 
 
 def _parse(key: str, raw: str, kind: Any) -> Any:

@@ -61,9 +61,9 @@ def export(
 ) -> Path:
     """Exports `model` with the task's endpoints to `out_root/<N>/`, atomically.
 
-    Everything (SavedModel, `labels.txt`, `model_card.md`, `suite.json`) is
-    written into a temporary folder beside the target and then renamed, so a
-    version folder either appears complete or not at all.
+    Everything (SavedModel, `model.keras`, `labels.txt`, `model_card.md`,
+    `suite.json`) is written into a temporary folder beside the target and
+    then renamed, so a version folder either appears complete or not at all.
 
     Args:
         task: the `suite.task.Task`.
@@ -90,6 +90,9 @@ def export(
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-export-", dir=out_root))
     try:
         archive.write_out(str(tmp), verbose=False)
+        # The Keras model too, so `suite train --approach transfer --from` can
+        # fine-tune what was shipped (a SavedModel alone cannot be retrained).
+        model.save(tmp / "model.keras")
         (tmp / "labels.txt").write_text("\n".join(class_names) + "\n")
         meta = {
             "task": task.name,

@@ -15,6 +15,7 @@ import math
 import os
 import sys
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import keras
@@ -85,7 +86,7 @@ def _is_chief() -> bool:
     return task.get("type") == "worker" and task.get("index", 0) == 0
 
 
-def _best_so_far(history: Path, monitor: str, mode: str) -> float | None:
+def best_so_far(history: Path, monitor: str, mode: str) -> float | None:
     """The best monitored value in an interrupted run's history, if any."""
     if not history.exists():
         return None
@@ -94,6 +95,25 @@ def _best_so_far(history: Path, monitor: str, mode: str) -> float | None:
     if not values:
         return None
     return max(values) if mode == "max" else min(values)
+
+
+def write_run_config(run_dir: Path, task: Any, recipe: TrainRecipe, data: Any, facts: dict) -> None:
+    """Writes `config.json` (recipe, library versions, command, `facts`) and
+    `data_report.json` into `run_dir`, creating it."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json(
+        run_dir / "config.json",
+        {
+            "task": task.name,
+            "recipe": dataclasses.asdict(recipe),
+            "recipe_class": type(recipe).__name__,
+            "versions": library_versions(),
+            "command": sys.argv,
+            **facts,
+        },
+    )
+    write_json(run_dir / "data_report.json", data.report.to_dict())
 
 
 def train(
@@ -106,6 +126,7 @@ def train(
     resume: bool = False,
     metadata: dict | None = None,
     verbose: int | None = None,
+    build_model: Callable[[], keras.Model] | None = None,
 ) -> keras.Model:
     """Trains `task` on `data` and returns the best model.
 
@@ -125,6 +146,9 @@ def train(
         metadata: extra facts for `config.json` (data dir, fingerprint ...).
         verbose: Keras verbosity; defaults to a progress bar on a terminal
             and one line per epoch otherwise.
+        build_model: makes the (uncompiled) model inside the strategy
+            scope; defaults to `task.build_model(recipe, data.class_names)`.
+            `suite.approaches` passes one that starts from a trained network.
 
     Returns:
         The model with the best `task.monitor` value, loaded from `best.keras`.
@@ -144,25 +168,14 @@ def train(
     run_dir = Path(run_dir)
     if not _is_chief():  # Non-chief workers write to a scratch dir of their own.
         run_dir = run_dir / f"worker-{json.loads(os.environ['TF_CONFIG'])['task']['index']}"
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_json(
-        run_dir / "config.json",
-        {
-            "task": task.name,
-            "recipe": dataclasses.asdict(recipe),
-            "recipe_class": type(recipe).__name__,
-            "versions": library_versions(),
-            "global_batch": global_batch,
-            "command": sys.argv,
-            **info,
-            **(metadata or {}),
-        },
-    )
-    write_json(run_dir / "data_report.json", data.report.to_dict())
+    write_run_config(run_dir, task, recipe, data, {"global_batch": global_batch, **info, **(metadata or {})})
 
     train_ds = task.dataset(data.splits["train"], recipe, True, global_batch, data.class_names)
     val_ds = task.dataset(data.splits["val"], recipe, False, global_batch, data.class_names)
-    steps = max(1, math.ceil(len(data.splits["train"]) / global_batch))
+    # Steps per epoch for the schedule: the pipeline's own count when it knows
+    # it (a task may draw several crops per example), else examples / batch.
+    known = int(train_ds.cardinality())
+    steps = known if known > 0 else max(1, math.ceil(len(data.splits["train"]) / global_batch))
     warmup = min(recipe.warmup_epochs * steps, recipe.epochs * steps - 1)
     schedule = keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=0.0,
@@ -172,14 +185,14 @@ def train(
         warmup_steps=warmup,
     )
     with dist.scope():
-        model = task.build_model(recipe, data.class_names)
+        model = build_model() if build_model else task.build_model(recipe, data.class_names)
         model.compile(
             optimizer=keras.optimizers.AdamW(schedule, weight_decay=recipe.weight_decay),
             **task.compile_args(recipe),
         )
 
     mode = "min" if task.monitor.endswith("loss") else "max"
-    best = _best_so_far(run_dir / "history.csv", task.monitor, mode) if resume else None
+    best = best_so_far(run_dir / "history.csv", task.monitor, mode) if resume else None
     callbacks = [
         # First, so an epoch is only logged once its state is safely backed up.
         keras.callbacks.BackupAndRestore(str(run_dir / "backup"), double_checkpoint=True),
