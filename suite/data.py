@@ -24,9 +24,14 @@ class DataReport:
 
     read: int = 0
     skipped: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    noted: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
     def skip(self, path: Path | str, reason: str) -> None:
         self.skipped.append((str(path), reason))
+
+    def note(self, path: Path | str, issue: str) -> None:
+        """Records a problem that was repaired rather than skipped (an overlap, say)."""
+        self.noted.append((str(path), issue))
 
     def summary(self) -> str:
         """Returns one line such as `read 990 files, skipped 2 (truncated: 2)`."""
@@ -34,6 +39,9 @@ class DataReport:
         if self.skipped:
             reasons = collections.Counter(r.split(":")[0] for _, r in self.skipped)
             line += " (" + ", ".join(f"{r}: {n}" for r, n in reasons.most_common()) + ")"
+        if self.noted:
+            issues = collections.Counter(r.split(":")[0] for _, r in self.noted)
+            line += f", repaired {len(self.noted)} (" + ", ".join(f"{r}: {n}" for r, n in issues.most_common()) + ")"
         return line
 
     def to_dict(self) -> dict:
@@ -41,6 +49,7 @@ class DataReport:
             "read": self.read,
             "skipped": len(self.skipped),
             "files": [{"path": p, "reason": r} for p, r in self.skipped],
+            "repaired": [{"path": p, "issue": r} for p, r in self.noted],
         }
 
 

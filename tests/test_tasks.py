@@ -100,10 +100,10 @@ def _example(spec, files):
     """A small valid input for a signature input spec: real file bytes or values."""
     import tensorflow as tf
 
-    if spec.dtype == tf.string:
-        return tf.constant([f.read_bytes() for f in files])
+    if spec.dtype == tf.string:  # A batch of files, or one file for single-image endpoints.
+        return tf.constant([f.read_bytes() for f in files] if spec.shape.rank else files[0].read_bytes())
     shape = [2 if d is None else d for d in spec.shape]
-    if len(shape) == 4 and spec.shape[1] is None:
-        shape[1:3] = [40, 40]
+    if len(shape) >= 3 and spec.shape[-2] is None:  # Images: batched or single, of any size.
+        shape[-3:-1] = [40, 40]
     values = np.random.default_rng(0).uniform(0, 255 if spec.dtype == tf.uint8 else 1, shape)
     return tf.constant(values.astype(spec.dtype.as_numpy_dtype))

@@ -1,0 +1,156 @@
+"""cell_microscopy: the instance metric on hand-made masks, instance extraction,
+the DSB loader on real and broken files, and SavedModel parity."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from conftest import realdata, run_cli
+from suite.errors import UserError
+from suite.export import load_export
+from tasks import cell_microscopy as cm
+
+
+def _square(shape, y, x, size, value=1, into=None):
+    out = np.zeros(shape, np.int32) if into is None else into
+    out[y : y + size, x : x + size] = value
+    return out
+
+
+def test_dsb_score_on_hand_made_masks():
+    true = _square((40, 40), 5, 5, 10)
+    # The same square: IoU 1 at every threshold.
+    s = cm.instance_scores(cm.match(true, true.copy()))
+    assert s == {"dsb": 1.0, "tp50": 1, "fp50": 0, "fn50": 0}
+    # Shifted by 2 px: intersection 80, union 120, IoU 2/3 > 0.5 ... 0.65, not above 0.7:
+    # 4 of 10 thresholds score 1, the other six 0 / (1 + 1).
+    shifted = _square((40, 40), 5, 7, 10)
+    iou = cm.match(true, shifted)
+    assert iou[0, 0] == pytest.approx(80 / 120)
+    assert cm.instance_scores(iou)["dsb"] == pytest.approx(0.4)
+    # A missed nucleus and a false one: TP 1, FP 1, FN 1 at every threshold -> 1/3.
+    true2 = _square((40, 40), 25, 25, 8, 2, into=true.copy())
+    pred2 = _square((40, 40), 25, 2, 6, 2, into=true.copy())
+    s = cm.instance_scores(cm.match(true2, pred2))
+    assert s["dsb"] == pytest.approx(1 / 3)
+    assert (s["tp50"], s["fp50"], s["fn50"]) == (1, 1, 1)
+    # Nothing true, nothing predicted: a perfect image.
+    empty = np.zeros((10, 10), np.int32)
+    assert cm.instance_scores(cm.match(empty, empty))["dsb"] == 1.0
+
+
+def test_connected_components_are_8_connected():
+    mask = np.zeros((12, 12), bool)
+    mask[1:4, 1:4] = True  # Blob A ...
+    mask[4, 4] = True  # ... touching it diagonally: still A.
+    mask[8:11, 2:5] = True  # Blob B.
+    mask[2:10, 9] = True  # A long thin C.
+    labels = cm.connected_components(tf.constant(mask)).numpy()
+    assert labels[mask].min() > 0 and (labels[~mask] == 0).all()
+    assert len(np.unique(labels[mask])) == 3
+    assert labels[1, 1] == labels[4, 4]
+
+
+def test_touching_nuclei_come_back_as_separate_instances():
+    """targets() and instances_from_maps() invert each other on clean maps."""
+    recipe = cm.RECIPES["default"]
+    true = np.zeros((48, 48), np.int32)
+    true[10:26, 8:24] = 1
+    true[10:26, 24:40] = 2  # Touching the first along a whole side.
+    true[32:44, 30:42] = 3
+    kinds = np.array([0, 0, 1, 0])  # Nucleus 2 is atypical.
+    seg, aty = cm.targets(true, kinds, recipe.boundary_px)
+    probs = tf.one_hot(seg, 3)
+    out = cm.instances_from_maps(probs, tf.constant(aty, tf.float32), recipe)
+    pred = out["instances"].numpy()
+    iou = cm.match(true, pred)
+    assert int(out["num_nuclei"]) == 3
+    assert (iou.max(1) > 0.85).all(), iou
+    assert out["counts"].numpy().tolist() == [2, 1]
+    assert out["instance_class"].numpy()[iou[1].argmax()] == 1
+
+
+def test_loader_reports_overlaps_empty_and_broken_masks(tmp_path):
+    folder = tmp_path / "abc"
+    (folder / "images").mkdir(parents=True)
+    (folder / "masks").mkdir()
+    Image.fromarray(np.full((32, 32, 4), 200, np.uint8), "RGBA").save(folder / "images" / "abc.png")
+    for name, square in (("m1", (2, 2, 10)), ("m2", (8, 8, 10)), ("m3", None)):
+        mask = np.zeros((32, 32), np.uint8)
+        if square:
+            y, x, s = square
+            mask[y : y + s, x : x + s] = 255
+        Image.fromarray(mask, "L").save(folder / "masks" / f"{name}.png")
+    (folder / "masks" / "m4.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    data = cm.load_data(tmp_path, cm.RECIPES["smoke"])
+    reasons = {r.split(":")[0] for _, r in data.report.skipped}
+    assert reasons >= {"empty mask"} and len(data.report.skipped) == 2  # m3 empty, m4 unreadable.
+    assert [i for _, i in data.report.noted] == ["overlap: 16 pixels kept by an earlier mask"]
+    everything = data.splits["all"]
+    assert int(everything.instances[0].max()) == 2
+    assert (everything.instances[0] == 2).sum() == 100 - 16
+    with pytest.raises(UserError, match="Expected the Data Science Bowl 2018 layout"):
+        cm.load_data(tmp_path / "abc" / "masks", cm.RECIPES["smoke"])
+
+
+def test_loader_reads_real_dsb2018():
+    root = realdata("cell_microscopy")
+    data = cm.load_data(root, cm.RECIPES["default"])
+    everything = data.splits["all"]
+    assert len(everything) == 150
+    nuclei = sum(int(m.max()) for m in everything.instances)
+    assert nuclei == 7589 - sum("mask" in r for _, r in data.report.skipped)
+    assert nuclei > 7000
+    sizes = {im.shape for im in everything.images}
+    assert len(sizes) > 3 and all(s[2] == 3 for s in sizes)  # Mixed sizes; RGBA and grey became RGB.
+    assert sum(len(data.splits[s]) for s in ("train", "val", "test")) == 150
+    assert not set(data.splits["test"].ids) & set(data.splits["train"].ids)
+
+
+@pytest.mark.parametrize("smoke", ["cell_microscopy"], indirect=True)
+def test_export_matches_the_keras_model(smoke):
+    """Instance maps and counts from the SavedModel equal the in-process pipeline's."""
+    import keras
+
+    work = smoke["work"]
+    config = json.loads((work / "run" / "config.json").read_text())
+    recipe = cm.Recipe(**{k: tuple(v) if isinstance(v, list) else v for k, v in config["recipe"].items()})
+    model = keras.saving.load_model(work / "run" / "best.keras")
+    loaded, _ = load_export(smoke["export"], "cell_microscopy")
+    segment = cm._segment_fn(model, recipe)
+    images = sorted((work / "data").glob("*/images/*.png"))[:3]
+    for path in images:
+        pixels = np.asarray(Image.open(path).convert("RGB"))
+        want = segment(tf.constant(pixels))
+        got = loaded.serve_bytes(tf.constant(path.read_bytes()))
+        assert got["instances"].shape == pixels.shape[:2]
+        np.testing.assert_array_equal(got["instances"].numpy(), want["instances"].numpy())
+        np.testing.assert_array_equal(got["counts"].numpy(), want["counts"].numpy())
+        np.testing.assert_array_equal(got["semantic"].numpy(), want["semantic"].numpy())
+    # Any size in, the same size out (not a multiple of the U-Net's stride).
+    odd = loaded.serve_pixels(tf.constant(np.full((37, 53, 3), 30, np.uint8)))
+    assert odd["instances"].shape == (37, 53)
+    out = run_cli("predict", "cell_microscopy", str(images[0]), "--model", str(smoke["export"]), cwd=work)
+    assert "nuclei (normal" in out.stdout
+
+
+@pytest.mark.parametrize("smoke", ["cell_microscopy"], indirect=True)
+def test_transfer_keeps_the_unet_and_starts_from_its_weights(smoke):
+    """Maps, not one softmax: transfer copies every matching layer; features is refused."""
+    import keras
+
+    work = smoke["work"]
+    run_cli("train", "cell_microscopy", "--data", "data", "--recipe", "smoke", "--approach", "transfer",
+            "--from", "run", "--run-dir", "transfer", "--set", "epochs=1", cwd=work)
+    config = json.loads((work / "transfer" / "config.json").read_text())
+    source = keras.saving.load_model(work / "run" / "best.keras")
+    assert config["layers_transferred"] == sum(1 for layer in source.layers if layer.weights)
+    proc = run_cli("train", "cell_microscopy", "--data", "data", "--recipe", "smoke", "--approach", "features",
+                   "--from", "run", "--run-dir", "features", cwd=work, check=False)
+    assert proc.returncode == 2
+    assert "Expected a classification task for --approach features" in proc.stderr
