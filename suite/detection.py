@@ -1,0 +1,327 @@
+"""Shared detection pieces: box formats, COCO-style metrics, and loaders for the
+box formats people have (Pascal VOC XML, YOLO txt with data.yaml, COCO JSON).
+
+The keras-cv detector lives behind `suite/kerascv.py`, the one file that
+imports keras-cv; nothing here needs it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from suite.data import IMAGE_SUFFIXES, DataReport, check_image_file
+from suite.errors import UserError
+
+# COCO's object size bins, by box area in pixels of the original image.
+SIZES = {"small": (0, 32**2), "medium": (32**2, 96**2), "large": (96**2, float("inf"))}
+
+
+@dataclasses.dataclass
+class Detections:
+    """Boxed examples of one split: image paths with their boxes and classes.
+
+    Boxes are `xyxy` in pixels of the original image, float32 `[n, 4]`.
+    """
+
+    paths: list[str]
+    sizes: list[tuple[int, int]]  # (height, width)
+    boxes: list[np.ndarray]
+    classes: list[np.ndarray]  # int32 [n]
+    extra: list[dict] = dataclasses.field(default_factory=list)  # Task facts per image (masks, distances ...).
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def subset(self, keep: Sequence[int]) -> Detections:
+        return Detections(*([getattr(self, f.name)[i] for i in keep] if getattr(self, f.name) else []
+                            for f in dataclasses.fields(self)))
+
+
+# --- Boxes -----------------------------------------------------------------------
+
+
+def convert(boxes: np.ndarray, source: str, target: str = "xyxy") -> np.ndarray:
+    """Converts `[n, 4]` boxes between `xyxy`, `xywh` (corner + size) and `cxcywh`."""
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    if source == "xywh":
+        b = np.stack([b[:, 0], b[:, 1], b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]], 1)
+    elif source == "cxcywh":
+        b = np.stack([b[:, 0] - b[:, 2] / 2, b[:, 1] - b[:, 3] / 2, b[:, 0] + b[:, 2] / 2, b[:, 1] + b[:, 3] / 2], 1)
+    elif source != "xyxy":
+        raise ValueError(f"Expected a box format in ('xyxy', 'xywh', 'cxcywh'). Received: {source!r}")
+    if target == "xyxy":
+        return b
+    if target == "xywh":
+        return np.stack([b[:, 0], b[:, 1], b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]], 1)
+    if target == "cxcywh":
+        return np.stack([(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2, b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]], 1)
+    raise ValueError(f"Expected a box format in ('xyxy', 'xywh', 'cxcywh'). Received: {target!r}")
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU matrix `[len(a), len(b)]` of `xyxy` boxes."""
+    a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
+    area_a = np.prod(a[:, 2:] - a[:, :2], axis=1)
+    area_b = np.prod(b[:, 2:] - b[:, :2], axis=1)
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+# --- COCO-style metrics ----------------------------------------------------------------
+
+
+def _area(boxes: np.ndarray) -> np.ndarray:
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+
+
+def _match(gt: np.ndarray, pred: np.ndarray, scores: np.ndarray, threshold: float,
+           gt_ignore: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """COCO's greedy matching in one image: each prediction, best score first,
+    takes the unmatched ground truth it overlaps most (>= threshold); a real
+    match beats a match to an ignored ground truth.
+
+    Returns:
+        Per prediction (in `scores` order given): 1 true positive, 0 false
+        positive, -1 matched an ignored box; and per ground truth, matched or not.
+    """
+    order = np.argsort(-scores, kind="stable")
+    result = np.zeros(len(pred), np.int8)
+    taken = np.zeros(len(gt), bool)
+    overlaps = iou(pred, gt) if len(gt) and len(pred) else np.zeros((len(pred), len(gt)))
+    for i in order:
+        best, best_j = threshold, -1
+        for j in np.argsort(gt_ignore, kind="stable"):  # Real boxes before ignored ones.
+            if taken[j]:
+                continue
+            if best_j >= 0 and not gt_ignore[best_j] and gt_ignore[j]:
+                break
+            if overlaps[i, j] < best:
+                continue
+            best, best_j = overlaps[i, j], j
+        if best_j >= 0:
+            taken[best_j] = True
+            result[i] = -1 if gt_ignore[best_j] else 1
+    return result, taken
+
+
+def average_precision(tp: np.ndarray, scores: np.ndarray, n_gt: int) -> float:
+    """COCO's 101-point interpolated AP from per-prediction TP flags and scores."""
+    if n_gt == 0:
+        return float("nan")
+    if len(tp) == 0:
+        return 0.0
+    order = np.argsort(-scores, kind="stable")
+    tp = tp[order].astype(np.float64)
+    ctp, cfp = np.cumsum(tp), np.cumsum(1 - tp)
+    recall = ctp / n_gt
+    precision = ctp / np.maximum(ctp + cfp, 1e-12)
+    precision = np.maximum.accumulate(precision[::-1])[::-1]  # The precision envelope.
+    points = np.searchsorted(recall, np.linspace(0, 1, 101), side="left")
+    return float(np.mean([precision[p] if p < len(precision) else 0.0 for p in points]))
+
+
+def detection_metrics(
+    truth: Sequence[tuple[np.ndarray, np.ndarray]],
+    predictions: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    class_names: Sequence[str],
+) -> dict:
+    """COCO-style AP over a set of images.
+
+    Args:
+        truth: per image, `(boxes xyxy [n, 4], classes [n])`.
+        predictions: per image, `(boxes xyxy [m, 4], scores [m], classes [m])`.
+        class_names: one name per class id.
+
+    Returns:
+        `ap50` (mean over classes present in the truth), `map` (mean over IoU
+        0.5:0.05:0.95 too), `ap75`, `recall50` (share of true boxes matched at
+        IoU 0.5 at any score), per-class `ap50_by_class`, and `ap50_small`,
+        `ap50_medium`, `ap50_large` (COCO area bins; other sizes ignored, as in
+        COCO; NaN when a bin has no true box).
+    """
+    thresholds = np.round(np.arange(0.5, 0.96, 0.05), 2)
+    ranges = {"all": (0, float("inf")), **SIZES}
+    ap = {r: np.full((len(thresholds), len(class_names)), np.nan) for r in ranges}
+    found = total = 0
+    for c in range(len(class_names)):
+        for rname, (lo, hi) in ranges.items():
+            for ti, t in enumerate(thresholds):
+                if rname != "all" and t != 0.5:
+                    continue
+                flags, scores, n_gt = [], [], 0
+                for (gb, gc), (pb, ps, pc) in zip(truth, predictions):
+                    g = np.asarray(gb).reshape(-1, 4)[np.asarray(gc) == c]
+                    sel = np.asarray(pc) == c
+                    p, s = np.asarray(pb).reshape(-1, 4)[sel], np.asarray(ps)[sel]
+                    area = _area(g)
+                    ignore = (area < lo) | (area >= hi)
+                    result, taken = _match(g, p, s, t, ignore)
+                    # Unmatched predictions outside the size bin are not counted either.
+                    outside = (_area(p) < lo) | (_area(p) >= hi)
+                    keep = (result != -1) & ~((result == 0) & outside)
+                    flags.append(result[keep] == 1)
+                    scores.append(s[keep])
+                    n_gt += int((~ignore).sum())
+                    if rname == "all" and t == 0.5:
+                        found += int(taken.sum())
+                        total += len(g)
+                if n_gt:
+                    ap[rname][ti, c] = average_precision(np.concatenate(flags), np.concatenate(scores), n_gt)
+
+    def mean(x):
+        x = x[~np.isnan(x)]
+        return float(x.mean()) if len(x) else float("nan")
+
+    return {
+        "ap50": mean(ap["all"][0]),
+        "ap75": mean(ap["all"][5]),
+        "map": mean(ap["all"]),
+        "recall50": found / total if total else float("nan"),
+        "ap50_by_class": {class_names[c]: float(ap["all"][0, c]) for c in range(len(class_names))
+                          if not np.isnan(ap["all"][0, c])},
+        **{f"ap50_{r}": mean(ap[r][0]) for r in SIZES},
+        "n": len(truth),
+        "boxes": total,
+    }
+
+
+# --- Loaders for common box formats ----------------------------------------------------
+
+
+def read_voc(xml_path: Path) -> tuple[tuple[int, int], list[tuple[str, list[float]]]]:
+    """A Pascal VOC annotation: `((height, width), [(name, [x1, y1, x2, y2]), ...])`.
+
+    VOC coordinates are 1-based pixel indices; they are returned 0-based, with
+    the max corner exclusive (x2 = xmax), so widths are xmax - xmin + 1.
+    """
+    root = ET.parse(xml_path).getroot()
+    size = root.find("size")
+    hw = (int(size.findtext("height")), int(size.findtext("width"))) if size is not None else (0, 0)
+    objects = []
+    for obj in root.iter("object"):
+        box = obj.find("bndbox")
+        x1, y1, x2, y2 = (float(box.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax"))
+        objects.append((obj.findtext("name").strip(), [x1 - 1, y1 - 1, x2, y2]))
+    return hw, objects
+
+
+def read_yaml_names(path: Path) -> list[str]:
+    """Class names from a YOLO `data.yaml` (`names: [...]`, or a `names:` mapping/list block)."""
+    text = Path(path).read_text()
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        key, _, rest = line.partition(":")
+        if key.strip() != "names":
+            continue
+        rest = rest.strip()
+        if rest.startswith("["):  # A flow list, quoted or bare: [a, 'b c', "d"].
+            block, j = rest, i
+            while "]" not in block and j + 1 < len(lines):
+                j += 1
+                block += lines[j]
+            inner = block[1 : block.index("]")]
+            return [n.strip().strip("'\"") for n in inner.split(",") if n.strip()]
+        names = []
+        for follow in lines[i + 1 :]:
+            if not follow.startswith((" ", "\t", "-")) or not follow.strip():
+                break
+            item = follow.strip().lstrip("-").strip()
+            if ":" in item and item.split(":")[0].strip().isdigit():  # `0: person`
+                item = item.split(":", 1)[1].strip()
+            names.append(item.strip("'\""))
+        return names
+    raise UserError(f"Expected `names:` in {path}. Received: a data.yaml without class names.")
+
+
+def read_yolo(root: Path, split: str, names: Sequence[str], mapping: dict[str, str] | None,
+              class_names: Sequence[str], report: DataReport) -> Detections:
+    """A YOLO/Roboflow split: `root/<split>/images/*` with `root/<split>/labels/*.txt`.
+
+    Lines are `class cx cy w h`, normalised to the image; `mapping` renames
+    the set's class names onto `class_names` (names mapped to `""` or absent
+    from both are dropped).
+    """
+    images = root / split / "images"
+    out = Detections([], [], [], [], [])
+    if not images.is_dir():
+        return out
+    from PIL import Image
+
+    for path in sorted(p for p in images.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
+        report.read += 1
+        problem = check_image_file(path)
+        if problem:
+            report.skip(path, problem)
+            continue
+        with Image.open(path) as im:
+            w, h = im.size
+        label = root / split / "labels" / f"{path.stem}.txt"
+        boxes, classes = [], []
+        if label.exists():
+            for n, line in enumerate(label.read_text().splitlines(), 1):
+                parts = line.split()
+                if not parts:
+                    continue
+                try:
+                    cid, cx, cy, bw, bh = int(parts[0]), *map(float, parts[1:5])
+                except (ValueError, TypeError):
+                    report.note(label, f"bad line: {n}: {line!r}, expected `class cx cy w h`")
+                    continue
+                if not 0 <= cid < len(names):
+                    report.note(label, f"bad class: {cid} on line {n}, expected 0-{len(names) - 1}")
+                    continue
+                name = names[cid]
+                name = mapping.get(name, name) if mapping else name
+                if name not in class_names:
+                    continue
+                boxes.append([(cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h])
+                classes.append(class_names.index(name))
+        out.paths.append(str(path))
+        out.sizes.append((h, w))
+        out.boxes.append(np.clip(np.array(boxes, np.float32).reshape(-1, 4), 0, [w, h, w, h]))
+        out.classes.append(np.array(classes, np.int32))
+        out.extra.append({})
+    return out
+
+
+def read_coco(json_path: Path, image_dir: Path, class_names: Sequence[str],
+              mapping: dict[str, str] | None, report: DataReport) -> Detections:
+    """A COCO detection JSON (`images`, `annotations` with `bbox` xywh, `categories`)."""
+    coco = json.loads(Path(json_path).read_text())
+    categories = {c["id"]: c["name"] for c in coco.get("categories", [])}
+    by_image: dict[int, list] = {}
+    for a in coco.get("annotations", []):
+        if a.get("iscrowd"):
+            continue
+        by_image.setdefault(a["image_id"], []).append(a)
+    out = Detections([], [], [], [], [])
+    for image in coco.get("images", []):
+        path = Path(image_dir) / image["file_name"]
+        report.read += 1
+        problem = check_image_file(path) if path.exists() else "missing: no such file"
+        if problem:
+            report.skip(path, problem)
+            continue
+        boxes, classes = [], []
+        for a in by_image.get(image["id"], []):
+            name = categories.get(a["category_id"], "")
+            name = mapping.get(name, name) if mapping else name
+            if name in class_names:
+                boxes.append(a["bbox"])
+                classes.append(class_names.index(name))
+        out.paths.append(str(path))
+        out.sizes.append((int(image["height"]), int(image["width"])))
+        out.boxes.append(convert(np.array(boxes, np.float32).reshape(-1, 4), "xywh").astype(np.float32))
+        out.classes.append(np.array(classes, np.int32))
+        out.extra.append({})
+    return out

@@ -1,0 +1,132 @@
+"""The shared detection pieces: COCO-style metrics on hand-made boxes with known
+answers, box conversions, and the VOC / YOLO / COCO loaders on hand-written and
+real files."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import realdata
+from suite import detection as det
+from suite.data import DataReport
+
+
+def _one(boxes, classes=None):
+    boxes = np.array(boxes, np.float32).reshape(-1, 4)
+    return boxes, np.zeros(len(boxes), np.int32) if classes is None else np.array(classes, np.int32)
+
+
+def _pred(boxes, scores, classes=None):
+    boxes, cls = _one(boxes, classes)
+    return boxes, np.array(scores, np.float32), cls
+
+
+def test_perfect_detections_score_one():
+    truth = [_one([[0, 0, 10, 10], [20, 20, 60, 60]]), _one([[5, 5, 50, 50]])]
+    preds = [_pred(t[0], [0.9] * len(t[0])) for t in truth]
+    m = det.detection_metrics(truth, preds, ["person"])
+    assert m["ap50"] == 1.0 and m["map"] == 1.0 and m["recall50"] == 1.0
+
+
+def test_iou_07_counts_at_five_of_ten_thresholds():
+    truth = [_one([[0, 0, 10, 10]])]
+    preds = [_pred([[0, 0, 10, 7]], [0.9])]  # IoU 70 / 100.
+    assert det.iou(truth[0][0], preds[0][0])[0, 0] == pytest.approx(0.7)
+    m = det.detection_metrics(truth, preds, ["person"])
+    assert m["ap50"] == 1.0 and m["ap75"] == 0.0
+    assert m["map"] == pytest.approx(0.5)  # Matches at 0.50, 0.55, 0.60, 0.65, 0.70.
+
+
+def test_ranking_decides_average_precision():
+    truth = [_one([[0, 0, 10, 10], [50, 50, 60, 60]])]
+    # One hit (score 0.9), one false box (0.8), one true box missed: recall tops out at 0.5
+    # with precision 1 -> 51 of COCO's 101 recall points.
+    m = det.detection_metrics(truth, [_pred([[0, 0, 10, 10], [80, 80, 90, 90]], [0.9, 0.8])], ["p"])
+    assert m["ap50"] == pytest.approx(51 / 101)
+    assert m["recall50"] == 0.5
+    # The false box ranked first halves the precision at that recall.
+    m = det.detection_metrics(truth, [_pred([[0, 0, 10, 10], [80, 80, 90, 90]], [0.9, 0.95])], ["p"])
+    assert m["ap50"] == pytest.approx(0.5 * 51 / 101)
+
+
+def test_wrong_class_and_duplicates_are_false_positives():
+    truth = [_one([[0, 0, 10, 10]], [1])]
+    m = det.detection_metrics(truth, [_pred([[0, 0, 10, 10]], [0.9], [0])], ["a", "b"])
+    assert m["ap50"] == 0.0 and list(m["ap50_by_class"]) == ["b"]  # Class a has no truth: not averaged.
+    # A duplicate of a matched box is a false positive ranked below the hit: AP stays 1.
+    m = det.detection_metrics(truth, [_pred([[0, 0, 10, 10], [0, 0, 10, 9]], [0.9, 0.8], [1, 1])], ["a", "b"])
+    assert m["ap50"] == 1.0
+    # A poor box (IoU 0.4) ranked above the hit is a false positive first: precision 0.5 everywhere.
+    m = det.detection_metrics(truth, [_pred([[0, 0, 10, 10], [0, 0, 10, 4]], [0.9, 0.95], [1, 1])], ["a", "b"])
+    assert m["ap50"] == pytest.approx(0.5)
+
+
+def test_ap_by_object_size():
+    truth = [_one([[0, 0, 20, 20], [100, 100, 200, 200]])]  # 400 px (small) and 10,000 px (large).
+    preds = [_pred([[0, 0, 20, 20]], [0.9])]  # Only the small one found.
+    m = det.detection_metrics(truth, preds, ["p"])
+    assert m["ap50_small"] == 1.0
+    assert m["ap50_large"] == 0.0
+    assert np.isnan(m["ap50_medium"])
+
+
+def test_box_format_round_trip():
+    xyxy = np.array([[10, 20, 50, 80]], np.float64)
+    for fmt in ("xywh", "cxcywh"):
+        np.testing.assert_allclose(det.convert(det.convert(xyxy, "xyxy", fmt), fmt), xyxy)
+    np.testing.assert_allclose(det.convert(xyxy, "xyxy", "cxcywh"), [[30, 50, 40, 60]])
+    with pytest.raises(ValueError, match="Expected a box format"):
+        det.convert(xyxy, "yxyx")
+
+
+def test_voc_yolo_and_coco_loaders(tmp_path):
+    (tmp_path / "a.xml").write_text(
+        "<annotation><size><width>64</width><height>48</height></size>"
+        "<object><name>person</name><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>10</xmax><ymax>20</ymax></bndbox></object>"
+        "</annotation>")
+    (h, w), objects = det.read_voc(tmp_path / "a.xml")
+    assert (h, w) == (48, 64) and objects == [("person", [0.0, 1.0, 10.0, 20.0])]
+
+    root = tmp_path / "yolo"
+    (root / "train" / "images").mkdir(parents=True)
+    (root / "train" / "labels").mkdir()
+    Image.new("RGB", (100, 50)).save(root / "train" / "images" / "x.jpg")
+    (root / "train" / "labels" / "x.txt").write_text("2 0.5 0.5 0.2 0.4\n0 0.1 0.1 0.1 0.1\n9 0.5 0.5 1 1\nbad\n")
+    (root / "data.yaml").write_text("train: ../train/images\nnc: 3\nnames: ['Hardhat', 'Mask', 'Person']\n")
+    names = det.read_yaml_names(root / "data.yaml")
+    assert names == ["Hardhat", "Mask", "Person"]
+    report = DataReport()
+    split = det.read_yolo(root, "train", names, {"Person": "person"}, ["person", "machinery"], report)
+    np.testing.assert_allclose(split.boxes[0], [[40, 15, 60, 35]])  # Only the Person box, in pixels.
+    assert split.classes[0].tolist() == [0] and split.sizes == [(50, 100)]
+    assert sorted(r.split(":")[0] for _, r in report.noted) == ["bad class", "bad line"]
+
+    (root / "data2.yaml").write_text("names:\n  0: person\n  1: excavator\n")
+    assert det.read_yaml_names(root / "data2.yaml") == ["person", "excavator"]
+
+    coco = {"images": [{"id": 7, "file_name": "x.jpg", "width": 100, "height": 50}],
+            "annotations": [{"id": 1, "image_id": 7, "category_id": 3, "bbox": [10, 5, 20, 10]},
+                            {"id": 2, "image_id": 7, "category_id": 4, "bbox": [0, 0, 5, 5], "iscrowd": 1}],
+            "categories": [{"id": 3, "name": "person"}, {"id": 4, "name": "person"}]}
+    (tmp_path / "coco.json").write_text(json.dumps(coco))
+    split = det.read_coco(tmp_path / "coco.json", root / "train" / "images", ["person"], None, DataReport())
+    np.testing.assert_allclose(split.boxes[0], [[10, 5, 30, 15]])  # Crowd boxes are left out.
+
+
+def test_yolo_loader_on_the_real_construction_set():
+    root = realdata("machinery_proximity", "css-data")
+    yaml = next(root.rglob("data.yaml"), None) or next(root.parent.rglob("data.yaml"))
+    names = det.read_yaml_names(yaml)
+    assert len(names) == 10 and "Person" in names and "machinery" in names
+    report = DataReport()
+    split = det.read_yolo(root, "train", names, None, names, report)
+    assert len(split) == 291 and not report.skipped
+    assert sum(len(b) for b in split.boxes) > 291
+    person = names.index("Person")
+    assert all(((c == person).any()) for c in split.classes)  # Every image has a person (MANIFEST).
+    for boxes, (h, w) in zip(split.boxes, split.sizes):
+        assert (boxes[:, 2:] <= [w, h]).all() and (boxes[:, :2] >= 0).all()
