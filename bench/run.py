@@ -305,6 +305,40 @@ def bench_cells() -> dict:
     return result
 
 
+def bench_pedestrians() -> dict:
+    """pedestrians: default recipe end to end, export latency, real Penn-Fudan (scratch, from generated)."""
+    import tensorflow as tf
+
+    result, work = _from_nothing("pedestrians")
+    run = ROOT / result["run"]
+    export = work / "saved_models" / "pedestrians" / "1"
+    loaded = tf.saved_model.load(str(export))
+    data = sorted((work / "datasets" / "pedestrians" / "PNGImages").glob("*.png"))[0].read_bytes()
+    times = []
+    for i in range(60):
+        t = time.perf_counter()
+        loaded.serve_bytes(tf.constant(data))["num_detections"].numpy()
+        if i >= 10:
+            times.append(time.perf_counter() - t)
+    result["latency"] = {"p50_ms": 1000 * float(np.median(times)), "p95_ms": 1000 * float(np.percentile(times, 95))}
+    real = REALDATA / "pedestrians"
+    if real.exists():
+        keys = ("ap50", "map", "recall50", "n", "boxes")
+        out = {"generated_only": json.loads(suite("evaluate", "pedestrians", "--model", str(export), "--data",
+                                                  str(real), "--json", cwd=work).strip().splitlines()[-1])}
+        for name, extra in (("scratch", []), ("from_generated", ["--approach", "transfer", "--from", str(run)])):
+            own = WORK / f"peds-real-{name}"
+            if own.exists():
+                import shutil
+
+                shutil.rmtree(own)
+            start = time.perf_counter()
+            suite("train", "pedestrians", "--data", str(real), "--run-dir", str(own), *extra, cwd=work)
+            out[name] = {**json.loads((own / "metrics.json").read_text()), "seconds": time.perf_counter() - start}
+        result["real"] = {k: {m: v[m] for m in (*keys, "seconds") if m in v} for k, v in out.items()}
+    return result
+
+
 def _take(examples, index):
     """Rows `index` of a task's examples dataclass (every field is an array)."""
     return type(examples)(**{f.name: getattr(examples, f.name)[index] for f in dataclasses.fields(examples)})
@@ -426,7 +460,8 @@ def bench_approaches() -> dict:
 
 
 BENCHES = {"e2e": bench_e2e, "overhead": bench_overhead, "loader": bench_loader, "real": bench_real,
-           "speech": bench_speech, "digits": bench_digits, "approaches": bench_approaches, "cells": bench_cells}
+           "speech": bench_speech, "digits": bench_digits, "approaches": bench_approaches, "cells": bench_cells,
+           "pedestrians": bench_pedestrians}
 
 
 def _span(values: list) -> str:
@@ -549,6 +584,40 @@ def render(results: dict) -> str:
                 f"| default recipe on {r['train_n']} real images (+{r['val_n']} val), {r['train_seconds']:.0f} s | "
                 f"{o['f1_50']:.3f} | {o['dsb_score']:.3f} | {o['pixel_dice']:.3f} | "
                 f"{100 * o['count_relative_error']:.1f}% |",
+            ]
+    pd = results.get("pedestrians")
+    if pd:
+        t = pd["test"]
+        lines += [
+            "",
+            "## pedestrians",
+            "",
+            "| what | target | measured |",
+            "|---|---|---|",
+            f"| default recipe end to end (`suite train pedestrians` from no data: generate 1,200 scenes, "
+            f"train {pd['epochs']} epochs, evaluate; then `suite export`) | <= 900 s | {pd['seconds']:.0f} s |",
+            f"| AP50, generated test split ({t['n']} images, {t['boxes']} people) | >= 0.9 | {t['ap50']:.3f} "
+            f"(mAP 0.5:0.95 {t['map']:.3f}; recall50 {t['recall50']:.3f}; AP50 small/medium/large "
+            f"{t['ap50_small']:.3f}/{t['ap50_medium']:.3f}/{t['ap50_large']:.3f}) |",
+            f"| SavedModel latency, one PNG scene (decode, letterbox, YOLOv8, NMS), batch 1, CPU | (reported) | "
+            f"p50 {pd['latency']['p50_ms']:.0f} ms (p95 {pd['latency']['p95_ms']:.0f}) |",
+        ]
+        r = pd.get("real")
+        if r:
+            lines += [
+                "",
+                f"Real Penn-Fudan images (`../shared/realdata/pedestrians`, 93 images; test split "
+                f"{r['scratch']['n']} images, {r['scratch']['boxes']} people, split by file name):",
+                "",
+                "| model | AP50 | mAP 0.5:0.95 | recall50 | training |",
+                "|---|---|---|---|---|",
+                f"| generated data only (the end-to-end model above) | {r['generated_only']['ap50']:.3f} | "
+                f"{r['generated_only']['map']:.3f} | {r['generated_only']['recall50']:.3f} | - |",
+                f"| default recipe on the real train split, from scratch | {r['scratch']['ap50']:.3f} | "
+                f"{r['scratch']['map']:.3f} | {r['scratch']['recall50']:.3f} | {r['scratch']['seconds']:.0f} s |",
+                f"| same, starting from the generated-data model (`--approach transfer`) | "
+                f"{r['from_generated']['ap50']:.3f} | {r['from_generated']['map']:.3f} | "
+                f"{r['from_generated']['recall50']:.3f} | {r['from_generated']['seconds']:.0f} s |",
             ]
     notes = results.get("notes", [])
     if notes:

@@ -305,7 +305,11 @@ def _input_shape(task: Any, recipe: Any, class_names: list[str]) -> tuple:
 
 def is_classifier(model: keras.Model) -> bool:
     """One softmax output: the shape transfer's new head and the SVM apply to."""
-    return not isinstance(model.output, (dict, list, tuple)) and len(model.output_shape) == 2
+    try:
+        output, shape = model.output, model.output_shape
+    except (AttributeError, ValueError):  # Subclassed detectors without one symbolic output.
+        return False
+    return not isinstance(output, (dict, list, tuple)) and len(shape) == 2
 
 
 def copy_matching_weights(source: keras.Model, target: keras.Model) -> int:

@@ -211,6 +211,14 @@ def cmd_predict(args: argparse.Namespace) -> None:
     from suite.export import latest_export, load_export
 
     task = get_task(args.task)
+    extra = {}
+    if args.out:
+        import inspect
+
+        if "out_dir" not in inspect.signature(task.predict_files).parameters:
+            raise UserError(f"Expected --out only for tasks that write annotated files (detection). "
+                            f"Received: --out {args.out} for {task.name}.")
+        extra["out_dir"] = Path(args.out)
     path = Path(args.model) if args.model else latest_export(SAVED_MODELS / task.name)
     if path is None:
         raise UserError(f"Expected an export under {SAVED_MODELS / task.name}/. Received: none. "
@@ -220,7 +228,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
         if not f.is_file():
             raise UserError(f"Expected a readable file. Received: {f}, which does not exist.")
     loaded, meta = load_export(path, task.name)
-    for line in task.predict_files(loaded, files, meta["class_names"]):
+    for line in task.predict_files(loaded, files, meta["class_names"], **extra):
         print(line)
 
 
@@ -277,6 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("task")
     p.add_argument("files", nargs="+")
     p.add_argument("--model", help="SavedModel version dir; defaults to the latest export")
+    p.add_argument("--out", help="also write annotated copies here (tasks that draw: detection)")
     p.set_defaults(fn=cmd_predict)
     return parser
 

@@ -222,3 +222,27 @@ def pipeline(
     if training and augment is not None:
         ds = ds.map(augment, num_parallel_calls=AUTOTUNE)
     return ds.prefetch(AUTOTUNE)
+
+
+def single_image_endpoints(fn: Callable) -> dict:
+    """Export endpoints for tasks that take one image of any size per call.
+
+    Args:
+        fn: uint8 `[h, w, 3]` -> dict of outputs.
+
+    Returns:
+        `serve_bytes` (default: one encoded PPM/PNG/JPEG/BMP, RGBA and grey
+        accepted) and `serve_pixels` (uint8 `[h, w, 3]`), as the `Task`
+        contract's `export_endpoints` expects.
+    """
+
+    def serve_bytes(image):
+        return fn(decode_image(image))
+
+    def serve_pixels(pixels):
+        return fn(pixels)
+
+    return {
+        "serve_bytes": (serve_bytes, [tf.TensorSpec([], tf.string, name="image")]),
+        "serve_pixels": (serve_pixels, [tf.TensorSpec([None, None, 3], tf.uint8, name="pixels")]),
+    }

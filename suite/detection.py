@@ -14,8 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import tensorflow as tf
 
-from suite.data import IMAGE_SUFFIXES, DataReport, check_image_file
+from suite.data import IMAGE_SUFFIXES, DataReport, check_image_file, decode_image
 from suite.errors import UserError
 
 # COCO's object size bins, by box area in pixels of the original image.
@@ -325,3 +326,78 @@ def read_coco(json_path: Path, image_dir: Path, class_names: Sequence[str],
         out.classes.append(np.array(classes, np.int32))
         out.extra.append({})
     return out
+
+
+# --- tf.data for detectors ---------------------------------------------------------------
+
+
+def letterbox(image: tf.Tensor, size: int) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Resizes one `[h, w, 3]` image to fit `size x size` (aspect kept), padding
+    bottom and right with grey.
+
+    Returns:
+        The float `[size, size, 3]` image in 0-255, the scale factor and the
+        original `(h, w)`, to map boxes back to the original pixels.
+    """
+    hw = tf.cast(tf.shape(image)[:2], tf.float32)
+    scale = size / tf.reduce_max(hw)
+    new = tf.cast(tf.round(hw * scale), tf.int32)
+    resized = tf.image.resize(tf.cast(image, tf.float32), new, antialias=True)
+    padded = tf.image.pad_to_bounding_box(resized - 114.0, 0, 0, size, size) + 114.0
+    return tf.clip_by_value(padded, 0.0, 255.0), scale, hw
+
+
+def _load(path, boxes, classes, size: int):
+    x, scale, _ = letterbox(decode_image(tf.io.read_file(path)), size)
+    return x, boxes * scale, classes
+
+
+def zoom_and_flip(x, b, c, size: int, scale: float):
+    """Box-aware augmentation of one letterboxed example: horizontal flip, then
+    a random zoom by 1 +- `scale` with a random crop (zoom in) or grey pad (zoom
+    out); boxes follow, and those left less than 40% inside the frame go."""
+    s = size
+    valid = c >= 0
+    flip = tf.random.uniform([]) < 0.5
+    x = tf.cond(flip, lambda: x[:, ::-1], lambda: x)
+    b = tf.cond(flip, lambda: tf.stack([s - b[:, 2], b[:, 1], s - b[:, 0], b[:, 3]], 1), lambda: b)
+    z = tf.random.uniform([], 1 - scale, 1 + scale)
+    n = tf.cast(tf.round(s * z), tf.int32)
+    x = tf.image.resize(x, [n, n])
+    # Offset of the zoomed image in the frame: negative crops, positive pads.
+    off = tf.random.uniform([2], tf.minimum(0, s - n), tf.maximum(0, s - n) + 1, dtype=tf.int32)
+    pad = tf.maximum(off, 0)
+    x = tf.image.pad_to_bounding_box(x - 114.0, pad[0], pad[1], tf.maximum(n, s) + pad[0],
+                                     tf.maximum(n, s) + pad[1]) + 114.0
+    x = tf.image.crop_to_bounding_box(x, tf.maximum(-off[0], 0), tf.maximum(-off[1], 0), s, s)
+    shift = tf.cast(tf.stack([off[1], off[0], off[1], off[0]]), tf.float32)
+    moved = b * tf.cast(n, tf.float32) / s + shift
+    clipped = tf.clip_by_value(moved, 0.0, float(s))
+
+    def area(q):
+        return (q[:, 2] - q[:, 0]) * (q[:, 3] - q[:, 1])
+
+    keep = valid & (area(clipped) >= 0.4 * tf.maximum(area(moved), 1e-6)) & (area(clipped) > 4.0)
+    return x, tf.where(keep[:, None], clipped, -1.0), tf.where(keep, c, -1.0)
+
+
+def box_dataset(examples: Detections, size: int, max_boxes: int, training: bool, batch_size: int,
+                seed: int, aug_scale: float) -> tf.data.Dataset:
+    """Letterboxed images with boxes padded to `max_boxes` (`classes` -1 where
+    empty: keras-cv's dense format), decoded once and cached.
+
+    Yields `(image float32 [size, size, 3] in 0-255, {"boxes": [max_boxes, 4]
+    xyxy in letterboxed pixels, "classes": [max_boxes]})`.
+    """
+    boxes = np.full((len(examples), max_boxes, 4), -1, np.float32)
+    classes = np.full((len(examples), max_boxes), -1, np.float32)
+    for i, (b, c) in enumerate(zip(examples.boxes, examples.classes)):
+        b, c = b[:max_boxes], c[:max_boxes]
+        boxes[i, : len(b)], classes[i, : len(c)] = b, c
+    ds = tf.data.Dataset.from_tensor_slices((np.array(examples.paths), boxes, classes))
+    ds = ds.map(lambda p, b, c: _load(p, b, c, size), num_parallel_calls=tf.data.AUTOTUNE).cache()
+    if training:
+        ds = ds.shuffle(max(1, len(examples)), seed=seed, reshuffle_each_iteration=True)
+        ds = ds.map(lambda x, b, c: zoom_and_flip(x, b, c, size, aug_scale), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.map(lambda x, b, c: (x, {"boxes": b, "classes": c}))
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)

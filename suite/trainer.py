@@ -187,7 +187,8 @@ def train(
     with dist.scope():
         model = build_model() if build_model else task.build_model(recipe, data.class_names)
         model.compile(
-            optimizer=keras.optimizers.AdamW(schedule, weight_decay=recipe.weight_decay),
+            optimizer=keras.optimizers.AdamW(schedule, weight_decay=recipe.weight_decay,
+                                             global_clipnorm=recipe.clipnorm or None),
             **task.compile_args(recipe),
         )
 

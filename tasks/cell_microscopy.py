@@ -42,7 +42,7 @@ import tensorflow as tf
 from PIL import Image
 
 from suite.config import TrainRecipe
-from suite.data import DataReport, check_image_file, decode_image
+from suite.data import DataReport, check_image_file, single_image_endpoints
 from suite.errors import UserError
 from suite.task import LoadedData, Task
 
@@ -649,23 +649,13 @@ def export_endpoints(model: keras.Model, recipe: Recipe, class_names: list[str])
     segment = _segment_fn(model, recipe)
 
     def outputs(pixels):
-        out = segment(pixels)
-        return {**out, "class_names": tf.constant(list(class_names))}
+        return {**segment(pixels), "class_names": tf.constant(list(class_names))}
 
-    def serve_bytes(image):
-        return outputs(decode_image(image))
-
-    def serve_pixels(pixels):
-        return outputs(pixels)
-
-    return {
-        "serve_bytes": (serve_bytes, [tf.TensorSpec([], tf.string, name="image")]),
-        "serve_pixels": (serve_pixels, [tf.TensorSpec([None, None, 3], tf.uint8, name="pixels")]),
-    }
+    return single_image_endpoints(outputs)
 
 
 def predict_files(loaded, paths: list[Path], class_names: list[str]) -> list[str]:
-    """`file: N nuclei (normal a, atypical b)`; writes `<file>.instances.png` beside nothing."""
+    """`file: N nuclei (normal a, atypical b)`, one line per file; bad files say why."""
     lines = []
     for path in paths:
         problem = check_image_file(path)

@@ -28,11 +28,16 @@ def _json_line(proc) -> dict:
 
 @pytest.mark.parametrize("name", list(TASKS))
 def test_dropout_rates_are_recipe_values(name):
+    """Every Dropout rate in a task's model is one of its recipe's `*dropout` values (none hard-coded);
+    models with dropout before their head follow `dropout`. (YOLOv8 has no dropout at all.)"""
     task = TASKS[name]
     recipe = dataclasses.replace(task.recipes["smoke"], dropout=0.37)
     model = task.build_model(recipe, ["a", "b", "c"])
     rates = [layer.rate for layer in model.layers if isinstance(layer, keras.layers.Dropout)]
-    assert 0.37 in rates
+    allowed = {v for k, v in dataclasses.asdict(recipe).items() if k.endswith("dropout")}
+    assert set(rates) <= allowed, (rates, allowed)
+    if rates:
+        assert 0.37 in rates
 
 
 @pytest.mark.parametrize("smoke", CLASSIFIERS, indirect=True)

@@ -1,0 +1,75 @@
+"""The one small adapter over keras-cv (frozen upstream; KerasHub may replace it).
+
+Only this module imports `keras_cv`. It builds a YOLOv8 detector from recipe
+values (no preset download, which cannot work offline) and decodes its raw
+outputs with non-max suppression inside a graph, which keras-cv itself only
+does in `predict`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+import tensorflow as tf
+
+import keras_cv
+
+
+def yolo_detector(
+    num_classes: int,
+    widths: Sequence[int] = (16, 32, 64, 128),
+    depths: Sequence[int] = (1, 1, 1, 1),
+    fpn_depth: int = 1,
+    iou_threshold: float = 0.5,
+    confidence_threshold: float = 0.25,
+    max_detections: int = 50,
+) -> keras.Model:
+    """A YOLOv8 detector (boxes `xyxy` in input pixels) built from scratch.
+
+    Args:
+        num_classes: object classes (no background class).
+        widths: backbone channels per stage (YOLOv8-n is 64, 128, 256, 512 with
+            its stem; these defaults are ~1M parameters, for CPUs).
+        depths: C2f blocks per stage.
+        fpn_depth: C2f blocks per feature-pyramid merge.
+        iou_threshold: NMS overlap above which the lower-scored box goes.
+        confidence_threshold: boxes scoring below are dropped.
+        max_detections: boxes kept per image after NMS.
+
+    Returns:
+        An uncompiled `keras_cv.models.YOLOV8Detector`; compile it with
+        `yolo_compile_args()`.
+    """
+    backbone = keras_cv.models.YOLOV8Backbone(
+        stackwise_channels=list(widths), stackwise_depth=list(depths), include_rescaling=True, activation="swish"
+    )
+    decoder = keras_cv.layers.NonMaxSuppression(
+        bounding_box_format="xyxy", from_logits=True, iou_threshold=iou_threshold,
+        confidence_threshold=confidence_threshold, max_detections=max_detections,
+    )
+    return keras_cv.models.YOLOV8Detector(
+        num_classes=num_classes, bounding_box_format="xyxy", backbone=backbone, fpn_depth=fpn_depth,
+        prediction_decoder=decoder,
+    )
+
+
+def yolo_compile_args() -> dict:
+    """YOLOv8's own losses (binary cross-entropy for classes, CIoU for boxes)."""
+    return {"classification_loss": "binary_crossentropy", "box_loss": "ciou"}
+
+
+def detect(model: keras.Model, images: tf.Tensor) -> dict:
+    """Raw forward pass plus box decoding and NMS, traceable into a SavedModel.
+
+    Args:
+        model: a `YOLOV8Detector`.
+        images: float `[batch, size, size, 3]` in 0-255, static spatial size
+            (the anchors are computed from it).
+
+    Returns:
+        `boxes` `[batch, max_detections, 4]` (xyxy, input pixels), `confidence`,
+        `classes` (-1 for padding) and `num_detections` `[batch]`.
+    """
+    raw = model(images, training=False)
+    return model.decode_predictions(raw, images)

@@ -1,0 +1,65 @@
+"""The keras-cv adapter: a YOLOv8 detector built offline from recipe values,
+decoded with NMS in a graph that survives SavedModel export and .keras reload."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+keras_cv = pytest.importorskip("keras_cv")
+
+import keras  # noqa: E402
+
+from suite import kerascv  # noqa: E402
+from suite.detection import letterbox  # noqa: E402
+
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def detector():
+    model = kerascv.yolo_detector(2, widths=(8, 16, 32, 32), confidence_threshold=0.0, max_detections=10)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), **kerascv.yolo_compile_args())
+    images = np.random.default_rng(0).uniform(0, 255, (4, SIZE, SIZE, 3)).astype(np.float32)
+    boxes = np.array([[[4, 4, 30, 40], [-1, -1, -1, -1]]] * 4, np.float32)
+    classes = np.array([[1, -1]] * 4, np.float32)
+    history = model.fit(images, {"boxes": boxes, "classes": classes}, epochs=1, batch_size=2, verbose=0)
+    assert np.isfinite(history.history["loss"][-1])
+    return model, images
+
+
+def test_graph_decoding_equals_keras_cv_predict(detector):
+    model, images = detector
+    want = model.predict(images, verbose=0)
+    got = kerascv.detect(model, tf.constant(images))
+    for key in ("boxes", "confidence", "classes", "num_detections"):
+        np.testing.assert_allclose(np.asarray(got[key]), np.asarray(want[key]), atol=1e-4, err_msg=key)
+    assert 1 <= int(np.asarray(got["num_detections"])[0]) <= 10  # NMS at IoU 0.5 may drop some.
+
+
+def test_export_and_checkpoint_reload_keep_the_boxes(detector, tmp_path):
+    model, images = detector
+
+    def serve(pixels):  # One image of any size; boxes back in its own pixels.
+        x, scale, hw = letterbox(pixels, SIZE)
+        out = kerascv.detect(model, x[None])
+        return {"boxes": out["boxes"][0] / scale, "scores": out["confidence"][0]}
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint("serve", serve, [tf.TensorSpec([None, None, 3], tf.uint8)])
+    archive.write_out(str(tmp_path / "export"), verbose=False)
+    loaded = tf.saved_model.load(str(tmp_path / "export"))
+    pixels = tf.constant(np.random.default_rng(1).integers(0, 255, (50, 100, 3)).astype(np.uint8))
+    want, got = serve(pixels), loaded.serve(pixels)
+    np.testing.assert_allclose(got["boxes"].numpy(), want["boxes"].numpy(), atol=1e-3)
+    np.testing.assert_allclose(got["scores"].numpy(), want["scores"].numpy(), atol=1e-5)
+    # Letterboxing: a 50x100 image scales by 64/100, so boxes map back by 100/64.
+    _, scale, hw = letterbox(pixels, SIZE)
+    assert float(scale) == pytest.approx(0.64) and hw.numpy().tolist() == [50, 100]
+
+    model.save(tmp_path / "best.keras")
+    again = keras.saving.load_model(tmp_path / "best.keras")
+    np.testing.assert_allclose(np.asarray(kerascv.detect(again, tf.constant(images[:1]))["boxes"]),
+                               np.asarray(kerascv.detect(model, tf.constant(images[:1]))["boxes"]), atol=1e-4)

@@ -1,0 +1,115 @@
+"""pedestrians: the Penn-Fudan loader on real and hand-written files, other box
+layouts through the same loader, generator round trip, and SavedModel parity."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from conftest import realdata, run_cli
+from suite.export import load_export
+from tasks import pedestrians as ped
+
+NOTE = '''# Compatible with PASCAL Annotation Version 1.00
+Image filename : "PennFudanPed/PNGImages/FudanPed00001.png"
+Image size (X x Y x C) : 559 x 536 x 3
+Objects with ground truth : 2 { "PASpersonWalking" "PASpersonWalking" }
+Bounding box for object 1 "PASpersonWalking" (Xmin, Ymin) - (Xmax, Ymax) : (160, 182) - (302, 431)
+Bounding box for object 2 "PASpersonWalking" (Xmin, Ymin) - (Xmax, Ymax) : (420, 171) - (535, 486)
+'''
+
+
+def test_pennfudan_annotation_is_one_based(tmp_path):
+    (tmp_path / "a.txt").write_text(NOTE)
+    (h, w), boxes = ped.read_pennfudan(tmp_path / "a.txt")
+    assert (h, w) == (536, 559)
+    np.testing.assert_array_equal(boxes, [[159, 181, 302, 431], [419, 170, 535, 486]])
+
+
+def test_loader_reads_real_pennfudan():
+    root = realdata("pedestrians")
+    data = ped.load_data(root, ped.RECIPES["default"])
+    everything = data.splits["all"]
+    assert len(everything) == 93 and not data.report.skipped
+    # Every annotated box agrees with its instance mask (Penn-Fudan masks are ids 1..n).
+    for path, boxes in zip(everything.paths[:20], everything.boxes[:20]):
+        mask = np.asarray(Image.open(path.replace("PNGImages", "PedMasks").replace(".png", "_mask.png")))
+        assert len(boxes) == len(np.unique(mask)) - 1
+        for k, box in enumerate(boxes, 1):
+            ys, xs = np.nonzero(mask == k)
+            np.testing.assert_allclose(box, [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], atol=2)
+    assert sum(len(s) for s in (data.splits["train"], data.splits["val"], data.splits["test"])) == 93
+
+
+def test_generated_scenes_round_trip(tmp_path):
+    ped.make_data(tmp_path, 6, seed=1)
+    data = ped.load_data(tmp_path, ped.RECIPES["smoke"])
+    everything = data.splits["all"]
+    assert len(everything) == 6
+    for path, boxes in zip(everything.paths, everything.boxes):
+        mask = np.asarray(Image.open(path.replace("PNGImages", "PedMasks").replace(".png", "_mask.png")))
+        assert len(boxes) == mask.max()
+        for k, box in enumerate(boxes, 1):
+            ys, xs = np.nonzero(mask == k)
+            np.testing.assert_array_equal(box, [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
+
+
+def test_voc_and_coco_sets_load_their_person_boxes(tmp_path):
+    voc = tmp_path / "voc"
+    (voc / "Annotations").mkdir(parents=True)
+    (voc / "JPEGImages").mkdir()
+    for i in range(3):
+        Image.new("RGB", (80, 60)).save(voc / "JPEGImages" / f"im{i}.jpg")
+        (voc / "Annotations" / f"im{i}.xml").write_text(
+            "<annotation><size><width>80</width><height>60</height></size>"
+            "<object><name>person</name><bndbox><xmin>11</xmin><ymin>6</ymin><xmax>30</xmax><ymax>50</ymax></bndbox></object>"
+            "<object><name>car</name><bndbox><xmin>40</xmin><ymin>30</ymin><xmax>70</xmax><ymax>55</ymax></bndbox></object>"
+            "</annotation>")
+    data = ped.load_data(voc, ped.RECIPES["smoke"])
+    assert data.layout.startswith("Pascal VOC")
+    assert [b.tolist() for b in data.splits["all"].boxes] == [[[10, 5, 30, 50]]] * 3  # The car is not a person.
+
+    coco = tmp_path / "coco"
+    (coco / "images").mkdir(parents=True)
+    Image.new("RGB", (80, 60)).save(coco / "images" / "a.png")
+    (coco / "instances.json").write_text(json.dumps({
+        "images": [{"id": 1, "file_name": "a.png", "width": 80, "height": 60}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [5, 5, 10, 20]},
+                        {"id": 2, "image_id": 1, "category_id": 2, "bbox": [30, 5, 10, 10]}],
+        "categories": [{"id": 1, "name": "person"}, {"id": 2, "name": "bicycle"}]}))
+    data = ped.load_data(coco, ped.RECIPES["smoke"])
+    assert data.splits["all"].boxes[0].tolist() == [[5, 5, 15, 25]]
+
+
+@pytest.mark.parametrize("smoke", ["pedestrians"], indirect=True)
+def test_export_boxes_match_the_keras_model(smoke, tmp_path):
+    """Boxes after NMS from the SavedModel equal the in-process pipeline's within 1e-3."""
+    import keras
+
+    work = smoke["work"]
+    config = json.loads((work / "run" / "config.json").read_text())
+    recipe = ped.Recipe(**{k: tuple(v) if isinstance(v, list) else v for k, v in config["recipe"].items()})
+    model = keras.saving.load_model(work / "run" / "best.keras")
+    loaded, meta = load_export(smoke["export"], "pedestrians")
+    detect = ped._detect_fn(model, recipe, meta["class_names"])
+    images = sorted((work / "data" / "PNGImages").glob("*.png"))[:3]
+    for path in images:
+        want = detect(tf.io.decode_png(tf.io.read_file(str(path)), channels=3))
+        got = loaded.serve_bytes(tf.constant(path.read_bytes()))
+        assert int(got["num_detections"]) == int(want["num_detections"])
+        np.testing.assert_allclose(got["boxes"].numpy(), want["boxes"].numpy(), atol=1e-3)
+        np.testing.assert_allclose(got["scores"].numpy(), want["scores"].numpy(), atol=1e-4)
+        h, w = np.asarray(Image.open(path)).shape[:2]
+        n = int(got["num_detections"])
+        boxes = got["boxes"].numpy()[:n]
+        assert (boxes >= 0).all() and (boxes[:, 2] <= w).all() and (boxes[:, 3] <= h).all()  # Own pixels.
+    out = run_cli("predict", "pedestrians", str(images[0]), "--model", str(smoke["export"]),
+                  "--out", str(tmp_path / "drawn"), cwd=work)
+    assert "person box(es)" in out.stdout
+    assert (tmp_path / "drawn" / f"{images[0].stem}.boxes.png").exists()
+    proc = run_cli("predict", "traffic_signs", str(images[0]), "--out", str(tmp_path), cwd=work, check=False)
+    assert proc.returncode == 2 and "Expected --out only for tasks that write annotated files" in proc.stderr
