@@ -115,13 +115,20 @@ def predict_lines(paths, check, endpoint, class_names: Sequence[str], expected: 
     import tensorflow as tf
 
     lines = []
+    for path, data in usable_files(paths, check, expected, lines):
+        p = endpoint(tf.constant([data]))["probabilities"].numpy()[0]
+        top = np.argsort(p)[::-1][:2]
+        lines.append(f"{path}: {class_names[top[0]]} (class {top[0]}) {p[top[0]]:.3f}"
+                     f"  | next: {class_names[top[1]]} {p[top[1]]:.3f}")
+    return lines
+
+
+def usable_files(paths, check, expected: str, lines: list[str]):
+    """Yields `(path, bytes)` of the files `check` accepts; for the others,
+    appends `file: skipped (why); expected ...` to `lines` (for `suite predict`)."""
     for path in paths:
         problem = check(path)
         if problem:
             lines.append(f"{path}: skipped ({problem}); expected {expected}")
             continue
-        p = endpoint(tf.constant([Path(path).read_bytes()]))["probabilities"].numpy()[0]
-        top = np.argsort(p)[::-1][:2]
-        lines.append(f"{path}: {class_names[top[0]]} (class {top[0]}) {p[top[0]]:.3f}"
-                     f"  | next: {class_names[top[1]]} {p[top[1]]:.3f}")
-    return lines
+        yield path, Path(path).read_bytes()

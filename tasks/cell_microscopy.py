@@ -44,6 +44,7 @@ from PIL import Image
 from suite.config import TrainRecipe
 from suite.data import DataReport, check_image_file, single_image_endpoints
 from suite.errors import UserError
+from suite.metrics import usable_files
 from suite.task import LoadedData, Task
 
 
@@ -657,12 +658,8 @@ def export_endpoints(model: keras.Model, recipe: Recipe, class_names: list[str])
 def predict_files(loaded, paths: list[Path], class_names: list[str]) -> list[str]:
     """`file: N nuclei (normal a, atypical b)`, one line per file; bad files say why."""
     lines = []
-    for path in paths:
-        problem = check_image_file(path)
-        if problem:
-            lines.append(f"{path}: skipped ({problem}); expected a PNG, JPEG, BMP or PPM image")
-            continue
-        out = loaded.serve_bytes(tf.constant(Path(path).read_bytes()))
+    for path, data in usable_files(paths, check_image_file, "a PNG, JPEG, BMP or PPM image", lines):
+        out = loaded.serve_bytes(tf.constant(data))
         counts = out["counts"].numpy()
         lines.append(f"{path}: {int(out['num_nuclei'])} nuclei ("
                      + ", ".join(f"{name} {int(c)}" for name, c in zip(class_names, counts)) + ")")

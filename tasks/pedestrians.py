@@ -41,6 +41,7 @@ from suite import kerascv
 from suite.config import TrainRecipe
 from suite.data import DataReport, check_image_file, decode_image, single_image_endpoints
 from suite.errors import UserError
+from suite.metrics import usable_files
 from suite.task import LoadedData, Task
 
 
@@ -414,12 +415,8 @@ def predict_files(loaded, paths: list[Path], class_names: list[str], out_dir: Pa
     """`file: N people (scores ...)`; with `out_dir`, also writes each image with its boxes drawn."""
     meta_threshold = RECIPES["default"].draw_threshold
     lines = []
-    for path in paths:
-        problem = check_image_file(path)
-        if problem:
-            lines.append(f"{path}: skipped ({problem}); expected a PNG, JPEG, BMP or PPM image")
-            continue
-        out = loaded.serve_bytes(tf.constant(Path(path).read_bytes()))
+    for path, data in usable_files(paths, check_image_file, "a PNG, JPEG, BMP or PPM image", lines):
+        out = loaded.serve_bytes(tf.constant(data))
         n = int(out["num_detections"])
         scores, boxes = out["scores"].numpy()[:n], out["boxes"].numpy()[:n]
         names = [b.decode() for b in out["class_names"].numpy()[:n]]
