@@ -39,6 +39,24 @@ def suite(*args: str, cwd: Path) -> str:
     return proc.stdout
 
 
+def _evaluate(task: str, model: Path, data: Path, cwd: Path, *args: str) -> dict:
+    """`suite evaluate --json`, parsed."""
+    out = suite("evaluate", task, "--model", str(model), "--data", str(data), "--json", *args, cwd=cwd)
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def _train_fresh(task: str, data: Path, run_dir: Path, cwd: Path, *args: str) -> tuple[dict, float]:
+    """`suite train` into an emptied `run_dir`; its test metrics and wall-clock seconds."""
+    import shutil
+
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    start = time.perf_counter()
+    suite("train", task, "--data", str(data), "--run-dir", str(run_dir), *args, cwd=cwd)
+    seconds = time.perf_counter() - start
+    return json.loads((run_dir / "metrics.json").read_text()), seconds
+
+
 def _from_nothing(task: str) -> tuple[dict, Path]:
     """Times `suite train TASK` in an empty folder (data made first) plus `suite export`."""
     import shutil
@@ -157,17 +175,9 @@ def bench_real() -> dict:
     runs = sorted((work / "runs" / "traffic_signs").iterdir()) if (work / "runs").exists() else []
     if not runs:
         raise RuntimeError("run the e2e benchmark first: it trains the generated-data model")
-    generated = json.loads(suite("evaluate", "traffic_signs", "--model", str(runs[-1]), "--data", str(real),
-                                 "--split", "all", "--json", cwd=work).strip().splitlines()[-1])
+    generated = _evaluate("traffic_signs", runs[-1], real, work, "--split", "all")
     own = WORK / "real"
-    if own.exists():
-        import shutil
-
-        shutil.rmtree(own)
-    start = time.perf_counter()
-    suite("train", "traffic_signs", "--data", str(real), "--run-dir", str(own), cwd=work)
-    seconds = time.perf_counter() - start
-    trained = json.loads((own / "metrics.json").read_text())
+    trained, seconds = _train_fresh("traffic_signs", real, own, work)
     config = json.loads((own / "config.json").read_text())
     from tasks.traffic_signs import RECIPES, load_data
 
@@ -245,16 +255,9 @@ def bench_digits() -> dict:
         return {"skipped": f"{root} absent"}
     folds = {}
     for speaker in ("jackson", "nicolas", "theo", "yweweler"):
-        run = WORK / "digits" / speaker
-        if run.exists():
-            import shutil
-
-            shutil.rmtree(run)
-        start = time.perf_counter()
-        suite("train", "speech_commands", "--data", str(root), "--run-dir", str(run),
-              "--set", f"test_speakers={speaker}", cwd=WORK)
-        m = json.loads((run / "metrics.json").read_text())
-        folds[speaker] = {"accuracy": m["accuracy"], "n": m["n"], "seconds": time.perf_counter() - start}
+        m, seconds = _train_fresh("speech_commands", root, WORK / "digits" / speaker, WORK,
+                                  "--set", f"test_speakers={speaker}")
+        folds[speaker] = {"accuracy": m["accuracy"], "n": m["n"], "seconds": seconds}
     return {"folds": folds, "mean_accuracy": float(np.mean([f["accuracy"] for f in folds.values()]))}
 
 
@@ -284,17 +287,8 @@ def bench_cells() -> dict:
     real = REALDATA / "cell_microscopy"
     if real.exists():
         keys = ("f1_50", "dsb_score", "pixel_dice", "count_relative_error", "n", "nuclei")
-        generated = json.loads(suite("evaluate", "cell_microscopy", "--model", str(export), "--data", str(real),
-                                     "--json", cwd=work).strip().splitlines()[-1])
-        own = WORK / "cells-real"
-        if own.exists():
-            import shutil
-
-            shutil.rmtree(own)
-        start = time.perf_counter()
-        suite("train", "cell_microscopy", "--data", str(real), "--run-dir", str(own), cwd=work)
-        seconds = time.perf_counter() - start
-        trained = json.loads((own / "metrics.json").read_text())
+        generated = _evaluate("cell_microscopy", export, real, work)
+        trained, seconds = _train_fresh("cell_microscopy", real, WORK / "cells-real", work)
         data = cm.load_data(real, cm.RECIPES["default"])
         result["real"] = {
             "generated_only": {k: generated[k] for k in keys},
@@ -324,17 +318,10 @@ def bench_pedestrians() -> dict:
     real = REALDATA / "pedestrians"
     if real.exists():
         keys = ("ap50", "map", "recall50", "n", "boxes")
-        out = {"generated_only": json.loads(suite("evaluate", "pedestrians", "--model", str(export), "--data",
-                                                  str(real), "--json", cwd=work).strip().splitlines()[-1])}
+        out = {"generated_only": _evaluate("pedestrians", export, real, work)}
         for name, extra in (("scratch", []), ("from_generated", ["--approach", "transfer", "--from", str(run)])):
-            own = WORK / f"peds-real-{name}"
-            if own.exists():
-                import shutil
-
-                shutil.rmtree(own)
-            start = time.perf_counter()
-            suite("train", "pedestrians", "--data", str(real), "--run-dir", str(own), *extra, cwd=work)
-            out[name] = {**json.loads((own / "metrics.json").read_text()), "seconds": time.perf_counter() - start}
+            metrics, seconds = _train_fresh("pedestrians", real, WORK / f"peds-real-{name}", work, *extra)
+            out[name] = {**metrics, "seconds": seconds}
         result["real"] = {k: {m: v[m] for m in (*keys, "seconds") if m in v} for k, v in out.items()}
     return result
 

@@ -53,6 +53,15 @@ class DataReport:
         }
 
 
+def hash_split(keys: list[str], val_percent: int, test_percent: int) -> list[str]:
+    """`"train"`, `"val"` or `"test"` per key from a CRC32 of it: stable across
+    runs and machines, and equal keys (one image id, one file stem) never straddle splits."""
+    import zlib
+
+    buckets = [zlib.crc32(k.encode()) % 100 for k in keys]
+    return ["val" if b < val_percent else "test" if b < val_percent + test_percent else "train" for b in buckets]
+
+
 # --- Images -------------------------------------------------------------------
 
 

@@ -42,7 +42,7 @@ import tensorflow as tf
 from PIL import Image
 
 from suite.config import TrainRecipe
-from suite.data import DataReport, check_image_file, single_image_endpoints
+from suite.data import DataReport, check_image_file, hash_split, single_image_endpoints
 from suite.errors import UserError
 from suite.metrics import usable_files
 from suite.task import LoadedData, Task
@@ -193,9 +193,7 @@ def load_data(data_dir: Path, recipe: Recipe) -> LoadedData:
     if not rows:
         raise UserError(f"Expected {LAYOUT_HELP}. Received: {root} with no usable image ({report.summary()}).")
     everything = Cells(*(list(column) for column in zip(*rows)))
-    bucket = [zlib.crc32(i.encode()) % 100 for i in everything.ids]
-    split = ["val" if b < recipe.val_percent else "test" if b < recipe.val_percent + recipe.test_percent
-             else "train" for b in bucket]
+    split = hash_split(everything.ids, recipe.val_percent, recipe.test_percent)
     splits = {s: everything.subset([i for i, t in enumerate(split) if t == s]) for s in ("train", "val", "test")}
     splits["all"] = everything
     labelled = "with nucleus classes" if classes else "all nuclei one class"

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import zlib
 from pathlib import Path
 
 import keras
@@ -39,7 +38,7 @@ from PIL import Image, ImageDraw, ImageFilter
 from suite import detection as det
 from suite import kerascv
 from suite.config import TrainRecipe
-from suite.data import DataReport, check_image_file, decode_image, single_image_endpoints
+from suite.data import DataReport, check_image_file, decode_image, hash_split, single_image_endpoints
 from suite.errors import UserError
 from suite.metrics import usable_files
 from suite.task import LoadedData, Task
@@ -99,12 +98,6 @@ def read_pennfudan(path: Path) -> tuple[tuple[int, int], np.ndarray]:
     boxes = [[int(m[2]) - 1, int(m[3]) - 1, int(m[4]), int(m[5])] for m in BOX_LINE.findall(text)]
     hw = (int(size[2]), int(size[1])) if size else (0, 0)
     return hw, np.array(boxes, np.float32).reshape(-1, 4)
-
-
-def _split(names: list[str], recipe: Recipe) -> list[str]:
-    bucket = [zlib.crc32(Path(n).stem.encode()) % 100 for n in names]
-    return ["val" if b < recipe.val_percent else "test" if b < recipe.val_percent + recipe.test_percent
-            else "train" for b in bucket]
 
 
 def _penn_fudan(root: Path, report: DataReport) -> det.Detections:
@@ -183,7 +176,7 @@ def load_data(data_dir: Path, recipe: Recipe) -> LoadedData:
     if found is None or not found.paths:
         listing = sorted(p.name for p in data_dir.iterdir())[:8] if data_dir.is_dir() else "nothing (no such folder)"
         raise UserError(f"Expected {LAYOUT_HELP}. Received: {data_dir} holding {listing} ({report.summary()}).")
-    split = _split(found.paths, recipe)
+    split = hash_split([Path(p).stem for p in found.paths], recipe.val_percent, recipe.test_percent)
     splits = {s: found.subset([i for i, t in enumerate(split) if t == s]) for s in ("train", "val", "test")}
     return LoadedData({**splits, "all": found}, list(CLASS_NAMES), report, f"{layout} (split by file name)")
 
