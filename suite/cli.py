@@ -235,6 +235,61 @@ def cmd_predict(args: argparse.Namespace) -> None:
 # --- Parser -------------------------------------------------------------------
 
 
+def _pairs(values: list[str], what: str, known) -> dict[str, list[str]]:
+    """`TASK=VALUE` arguments by task; every TASK must be registered."""
+    out: dict[str, list[str]] = {}
+    for value in values:
+        name, sep, rest = value.partition("=")
+        if not sep or not rest:
+            raise UserError(f"Expected {what} as TASK=PATH. Received: {value!r}")
+        if name not in known:
+            get_task(name)
+        out.setdefault(name, []).append(rest)
+    return out
+
+
+def cmd_matrix(args: argparse.Namespace) -> None:
+    import os
+    import shlex
+
+    from suite import matrix
+    from suite.export import latest_export
+    from tasks import TASKS
+
+    names = [n.strip() for n in args.tasks.split(",") if n.strip()] if args.tasks else list(TASKS)
+    tasks = {n: get_task(n) for n in names}
+    models = _pairs([m for m in args.models if m != "latest"], "--models", TASKS)
+    datas = {k: v[-1] for k, v in _pairs(args.data, "--data", TASKS).items()}
+    entries = []
+    for name, task in tasks.items():
+        data = Path(datas.get(name, DATASETS / name))
+        paths = [Path(m) for m in models.get(name, [])] or [latest_export(SAVED_MODELS / name)]
+        for path in paths:
+            if path is None and args.train_missing:
+                print(f"[matrix] {name}: no export under {SAVED_MODELS / name}/: training the default recipe ...",
+                      flush=True)
+                cmd_train(argparse.Namespace(task=name, data=datas.get(name), recipe="default", sets=[],
+                                             run_dir=None, resume=False, strategy="auto", approach="scratch",
+                                             source=None))
+                cmd_export(argparse.Namespace(task=name, run=None, out=None))
+                path = latest_export(SAVED_MODELS / name)
+            if path is None:
+                entries.append(matrix.Entry(task, None, data, f"no export under {SAVED_MODELS / name}/ (run "
+                                            f"`suite train {name} && suite export {name}`, or pass --train-missing)"))
+                continue
+            if not _has_data(data):
+                if name in datas:
+                    raise UserError(f"Expected a dataset folder for {name}. Received: {data}, which is empty or absent.")
+                print(f"[matrix] {name}: no data at {data}: making the sample dataset ...", flush=True)
+                recipe = task.recipes["default"]
+                task.make_data(data, task.sample_size, recipe.seed)
+            entries.append(matrix.Entry(task, path, data))
+    command = "suite matrix " + shlex.join(sys.argv[2:] if sys.argv[1:2] == ["matrix"] else [])
+    machine = f"{os.cpu_count()} CPU cores" + ("" if not os.environ.get("CUDA_VISIBLE_DEVICES") else " + GPU")
+    matrix.run(entries, Path(args.out), args.limit, command.strip(), machine, TASKS, seed=args.seed)
+    print(f"[matrix] wrote {Path(args.out) / 'matrix.md'} (and .csv, .json, .png, per-task model cards)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="suite", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -280,6 +335,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", help="defaults to the latest run")
     p.add_argument("--out", help="defaults to saved_models/TASK")
     p.set_defaults(fn=cmd_export)
+
+    p = sub.add_parser("matrix", help="every task's export under every condition: clean, corrupted, sliced")
+    p.add_argument("--tasks", help="comma-separated tasks; defaults to every registered task")
+    p.add_argument("--models", nargs="+", default=["latest"], metavar="latest|TASK=PATH",
+                   help="exports to compare (several per task allowed); defaults to each task's latest")
+    p.add_argument("--data", action="append", default=[], metavar="TASK=DIR",
+                   help="dataset whose test split is used; defaults to datasets/TASK (made if absent)")
+    p.add_argument("--out", default="reports", help="folder for matrix.md/.csv/.json/.png and model cards")
+    p.add_argument("--limit", type=int, default=300,
+                   help="test examples per task, evenly spread (0: all). Defaults to 300")
+    p.add_argument("--train-missing", action="store_true",
+                   help="train and export the default recipe for tasks without an export (else they are skipped)")
+    p.add_argument("--seed", type=int, default=0, help="corruption noise seed")
+    p.set_defaults(fn=cmd_matrix)
 
     p = sub.add_parser("predict", help="readable predictions from the latest export")
     p.add_argument("task")

@@ -5,9 +5,11 @@ from __future__ import annotations
 import collections
 import dataclasses
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import tensorflow as tf
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -51,6 +53,20 @@ class DataReport:
             "files": [{"path": p, "reason": r} for p, r in self.skipped],
             "repaired": [{"path": p, "issue": r} for p, r in self.noted],
         }
+
+
+def take(examples: Any, index: Sequence[int]) -> Any:
+    """Rows `index` of a task's examples dataclass, whose fields are per-example
+    lists or arrays (empty fields stay empty)."""
+    index = list(index)
+
+    def rows(values):
+        if isinstance(values, np.ndarray):
+            return values[np.asarray(index, int)] if len(values) else values
+        return [values[i] for i in index] if values else values
+
+    return dataclasses.replace(examples, **{f.name: rows(getattr(examples, f.name))
+                                            for f in dataclasses.fields(examples)})
 
 
 def hash_split(keys: list[str], val_percent: int, test_percent: int) -> list[str]:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from suite.data import IMAGE_SUFFIXES, DataReport, check_image_file, decode_image
+from suite.data import IMAGE_SUFFIXES, DataReport, check_image_file, decode_image, hash_split, take
 from suite.errors import UserError
 
 # COCO's object size bins, by box area in pixels of the original image.
@@ -40,8 +40,7 @@ class Detections:
         return len(self.paths)
 
     def subset(self, keep: Sequence[int]) -> Detections:
-        return Detections(*([getattr(self, f.name)[i] for i in keep] if getattr(self, f.name) else []
-                            for f in dataclasses.fields(self)))
+        return take(self, keep)
 
 
 # --- Boxes -----------------------------------------------------------------------
@@ -196,6 +195,30 @@ def detection_metrics(
     }
 
 
+def save_pr_curves(truth: Sequence[tuple[np.ndarray, np.ndarray]],
+                   predictions: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
+                   class_names: Sequence[str], out_dir: Path) -> None:
+    """`pr_curves.png`: precision-recall at IoU 0.5, one curve per class present."""
+    from suite.metrics import plot_pr, precision_recall
+
+    curves = {}
+    for c, name in enumerate(class_names):
+        flags, scores, n_gt = [], [], 0
+        for (gb, gc), (pb, ps, pc) in zip(truth, predictions):
+            g = np.asarray(gb).reshape(-1, 4)[np.asarray(gc) == c]
+            sel = np.asarray(pc) == c
+            s = np.asarray(ps)[sel]
+            result, _ = _match(g, np.asarray(pb).reshape(-1, 4)[sel], s, 0.5, np.zeros(len(g), bool))
+            flags.append(result == 1)
+            scores.append(s)
+            n_gt += len(g)
+        if n_gt:
+            curves[f"{name} ({n_gt} boxes)"] = precision_recall(np.concatenate(flags).astype(float),
+                                                                np.concatenate(scores), n_gt)
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    plot_pr(curves, "Precision-recall at IoU 0.5", Path(out_dir) / "pr_curves.png")
+
+
 # --- Loaders for common box formats ----------------------------------------------------
 
 
@@ -244,15 +267,24 @@ def read_yaml_names(path: Path) -> list[str]:
     raise UserError(f"Expected `names:` in {path}. Received: a data.yaml without class names.")
 
 
-def read_yolo(root: Path, split: str, names: Sequence[str], mapping: dict[str, str] | None,
+def _lookup(mapping: dict[str, str] | None, name: str) -> str:
+    """`name` renamed by `mapping` (keys compared without case or outer spaces)."""
+    if not mapping:
+        return name
+    low = {k.strip().lower(): v for k, v in mapping.items()}
+    return low.get(name.strip().lower(), name)
+
+
+def read_yolo(images: Path, names: Sequence[str], mapping: dict[str, str] | None,
               class_names: Sequence[str], report: DataReport) -> Detections:
-    """A YOLO/Roboflow split: `root/<split>/images/*` with `root/<split>/labels/*.txt`.
+    """One YOLO/Roboflow split: `.../images/*` with labels in the sibling `.../labels/*.txt`.
 
     Lines are `class cx cy w h`, normalised to the image; `mapping` renames
-    the set's class names onto `class_names` (names mapped to `""` or absent
-    from both are dropped).
+    the set's class names onto `class_names` (case-insensitive); names that
+    end up outside `class_names` are dropped.
     """
-    images = root / split / "images"
+    images = Path(images)
+    labels = images.parent / "labels" if images.name == "images" else images
     out = Detections([], [], [], [], [])
     if not images.is_dir():
         return out
@@ -266,7 +298,7 @@ def read_yolo(root: Path, split: str, names: Sequence[str], mapping: dict[str, s
             continue
         with Image.open(path) as im:
             w, h = im.size
-        label = root / split / "labels" / f"{path.stem}.txt"
+        label = labels / f"{path.stem}.txt"
         boxes, classes = [], []
         if label.exists():
             for n, line in enumerate(label.read_text().splitlines(), 1):
@@ -281,8 +313,7 @@ def read_yolo(root: Path, split: str, names: Sequence[str], mapping: dict[str, s
                 if not 0 <= cid < len(names):
                     report.note(label, f"bad class: {cid} on line {n}, expected 0-{len(names) - 1}")
                     continue
-                name = names[cid]
-                name = mapping.get(name, name) if mapping else name
+                name = _lookup(mapping, names[cid])
                 if name not in class_names:
                     continue
                 boxes.append([(cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h])
@@ -293,6 +324,71 @@ def read_yolo(root: Path, split: str, names: Sequence[str], mapping: dict[str, s
         out.classes.append(np.array(classes, np.int32))
         out.extra.append({})
     return out
+
+
+def _yaml_value(text: str, key: str) -> str | None:
+    for line in text.splitlines():
+        k, sep, v = line.partition(":")
+        if sep and k.strip() == key and v.strip() and not v.strip().startswith("["):
+            return v.strip().strip("'\"")
+    return None
+
+
+def yolo_split_dirs(yaml_path: Path) -> dict[str, Path]:
+    """The image folder of each split a YOLO `data.yaml` names (`train`, `val`, `test`).
+
+    Paths in the yaml are tried as written (relative to the yaml, as Roboflow
+    writes `../train/images`), then by their last two parts under the yaml's
+    folder and its subfolders (sets moved from another machine, even with
+    Windows paths such as `F://set//train//images`), then the usual
+    `train|valid|test/images` folders.
+    """
+    yaml_path = Path(yaml_path)
+    base = yaml_path.parent
+    text = yaml_path.read_text(errors="replace")
+    roots = [base, *sorted(p for p in base.iterdir() if p.is_dir())]
+    found: dict[str, Path] = {}
+    for split, folders in (("train", ("train",)), ("val", ("valid", "val")), ("test", ("test",))):
+        raw = _yaml_value(text, split) or (_yaml_value(text, "valid") if split == "val" else None)
+        candidates = []
+        if raw:
+            parts = [q for q in raw.replace("\\", "/").split("/") if q and q not in (".",)]
+            candidates += [base / raw, base / Path(*parts)] if parts else []
+            candidates += [r / Path(*parts[-2:]) for r in roots] if len(parts) >= 2 else []
+        candidates += [r / f / "images" for r in roots for f in folders]
+        hit = next((c.resolve() for c in candidates if c.is_dir()), None)
+        if hit is not None and hit not in found.values():
+            found[split] = hit
+    return found
+
+
+def read_yolo_set(yaml_path: Path, class_names: Sequence[str], mapping: dict[str, str] | None,
+                  report: DataReport) -> dict[str, Detections]:
+    """Every split a YOLO `data.yaml` names that exists on disk, read with `read_yolo`."""
+    names = read_yaml_names(yaml_path)
+    return {split: read_yolo(images, names, mapping, class_names, report)
+            for split, images in yolo_split_dirs(yaml_path).items()}
+
+
+def merge(parts: Sequence[Detections]) -> Detections:
+    """One `Detections` holding the examples of all `parts`, in order."""
+    return Detections(*(sum((getattr(p, f.name) for p in parts), []) for f in dataclasses.fields(Detections)))
+
+
+def split_examples(parts: dict[str, Detections], val_percent: int, test_percent: int) -> tuple[dict, str]:
+    """`train`/`val`/`test`/`all` splits: the set's own when it has a val or test
+    split, else a hash of each file name (stable when files are added).
+
+    Returns:
+        The splits and how they were made, in words.
+    """
+    everything = merge(list(parts.values()))
+    if "val" in parts or "test" in parts:
+        return {"train": parts.get("train", merge([])), "val": parts.get("val", parts.get("test")),
+                "test": parts.get("test", parts.get("val")), "all": everything}, "the set's own split"
+    split = hash_split([Path(p).stem for p in everything.paths], val_percent, test_percent)
+    return ({s: everything.subset([i for i, t in enumerate(split) if t == s]) for s in ("train", "val", "test")}
+            | {"all": everything}), "split by file name"
 
 
 def read_coco(json_path: Path, image_dir: Path, class_names: Sequence[str],
@@ -315,8 +411,7 @@ def read_coco(json_path: Path, image_dir: Path, class_names: Sequence[str],
             continue
         boxes, classes = [], []
         for a in by_image.get(image["id"], []):
-            name = categories.get(a["category_id"], "")
-            name = mapping.get(name, name) if mapping else name
+            name = _lookup(mapping, categories.get(a["category_id"], ""))
             if name in class_names:
                 boxes.append(a["bbox"])
                 classes.append(class_names.index(name))

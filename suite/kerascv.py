@@ -45,7 +45,7 @@ def yolo_detector(
         stackwise_channels=list(widths), stackwise_depth=list(depths), include_rescaling=True, activation="swish"
     )
     decoder = keras_cv.layers.NonMaxSuppression(
-        bounding_box_format="xyxy", from_logits=True, iou_threshold=iou_threshold,
+        bounding_box_format="xyxy", from_logits=False, iou_threshold=iou_threshold,  # The head ends in a sigmoid.
         confidence_threshold=confidence_threshold, max_detections=max_detections,
     )
     return keras_cv.models.YOLOV8Detector(

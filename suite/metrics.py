@@ -87,10 +87,85 @@ def classification_compile_args(recipe) -> dict:
 def evaluate_classifier(
     labels: np.ndarray, probabilities: np.ndarray, class_names: Sequence[str], out_dir: Path
 ) -> dict:
-    """`classification_metrics`, with the confusion matrix written to `out_dir`."""
+    """`classification_metrics` plus the expected calibration error (`ece`, 15
+    bins of top-class confidence), with the confusion matrix, a reliability
+    diagram and one-vs-rest precision-recall curves written to `out_dir`."""
     metrics = classification_metrics(labels, probabilities, class_names)
     save_confusion(metrics.pop("confusion_matrix"), class_names, out_dir)
+    metrics["ece"] = save_calibration_and_pr(np.asarray(labels), np.asarray(probabilities), class_names, out_dir)
     return metrics
+
+
+def precision_recall(hits: np.ndarray, scores: np.ndarray, positives: int) -> tuple[np.ndarray, np.ndarray]:
+    """Precision and recall at every score cut, highest score first."""
+    order = np.argsort(-scores, kind="stable")
+    tp = np.cumsum(hits[order])
+    return tp / np.arange(1, len(tp) + 1), tp / max(positives, 1)
+
+
+def plot_pr(curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str, path: Path) -> None:
+    """Precision-recall curves, one per name, into one PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for name, (precision, recall) in curves.items():
+        ax.plot(recall, precision, label=name, linewidth=1)
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.set_title(title, fontsize=9)
+    if len(curves) <= 12:
+        ax.legend(fontsize=6, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def save_calibration_and_pr(labels: np.ndarray, probabilities: np.ndarray, class_names: Sequence[str],
+                            out_dir: Path, bins: int = 15) -> float:
+    """Writes `calibration.png` (reliability diagram) and `pr_curves.png` (micro
+    average and the five weakest classes); returns the expected calibration error."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if not len(labels):
+        return float("nan")
+    confidence, correct = probabilities.max(1), (probabilities.argmax(1) == labels).astype(float)
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(confidence, edges) - 1, 0, bins - 1)
+    counts = np.bincount(which, minlength=bins)
+    accuracy = np.bincount(which, correct, bins) / np.maximum(counts, 1)
+    mean_conf = np.bincount(which, confidence, bins) / np.maximum(counts, 1)
+    ece = float(np.sum(counts / len(labels) * np.abs(accuracy - mean_conf)))
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    used = counts > 0
+    ax.bar(mean_conf[used], accuracy[used], width=1 / bins, alpha=0.7, edgecolor="k", label="accuracy")
+    ax.plot([0, 1], [0, 1], "k--", linewidth=1, label="perfect calibration")
+    ax.set_xlabel("confidence (top class)")
+    ax.set_ylabel("accuracy")
+    ax.set_title(f"Reliability diagram (ECE {ece:.3f}, n={len(labels)})", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out_dir / "calibration.png", dpi=110)
+    plt.close(fig)
+    onehot = np.eye(probabilities.shape[1])[labels]
+    curves = {"micro average": precision_recall(onehot.ravel(), probabilities.ravel(), int(onehot.sum()))}
+    present = [c for c in range(len(class_names)) if onehot[:, c].any()]
+    f1 = {c: (2 * onehot[:, c] @ (probabilities.argmax(1) == c)) / (onehot[:, c].sum() + (probabilities.argmax(1) == c).sum())
+          for c in present}
+    for c in sorted(present, key=lambda c: f1[c])[:5]:
+        curves[f"{class_names[c]} (F1 {f1[c]:.2f})"] = precision_recall(onehot[:, c], probabilities[:, c],
+                                                                         int(onehot[:, c].sum()))
+    plot_pr(curves, "Precision-recall, one class vs rest (the five weakest classes)", out_dir / "pr_curves.png")
+    return ece
 
 
 def classifier_outputs(probabilities, class_names: Sequence[str], name_key: str = "class_name") -> dict:

@@ -73,6 +73,12 @@ class Task:
             serving signature. Pre- and postprocessing live inside them.
         predict_files: `(loaded_savedmodel, paths, class_names) -> list[str]`;
             readable predictions for `suite predict`.
+        corruptions: names in `suite.corruptions.ALL` the evaluation matrix
+            applies to what this task's export receives. Defaults to none.
+        slices: `(examples, class_names) -> {family: [value per example]}`;
+            the matrix evaluates each value's subset. Defaults to none.
+        known_limits: what the data and model do not cover, for the model
+            card. Defaults to none.
     """
 
     name: str
@@ -94,6 +100,9 @@ class Task:
     evaluate: Callable[..., dict]
     export_endpoints: Callable[..., dict]
     predict_files: Callable[..., list[str]]
+    corruptions: tuple[str, ...] = ()
+    slices: Callable[..., dict[str, Sequence[str]]] | None = None
+    known_limits: tuple[str, ...] = ()
 
     def __post_init__(self):
         missing = {"default", "smoke"} - set(self.recipes)

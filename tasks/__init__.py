@@ -3,11 +3,12 @@
 A new task is one new module ending in `TASK = Task(...)` plus one line here.
 """
 
-from tasks import cell_microscopy, pedestrians, speech_commands, traffic_signs
+from tasks import cell_microscopy, machinery_proximity, pedestrians, speech_commands, traffic_signs
 
 TASKS = {
     "traffic_signs": traffic_signs.TASK,
     "speech_commands": speech_commands.TASK,
     "cell_microscopy": cell_microscopy.TASK,
     "pedestrians": pedestrians.TASK,
+    "machinery_proximity": machinery_proximity.TASK,
 }

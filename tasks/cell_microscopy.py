@@ -41,6 +41,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+from suite import corruptions
 from suite.config import TrainRecipe
 from suite.data import DataReport, check_image_file, hash_split, single_image_endpoints
 from suite.errors import UserError
@@ -643,6 +644,18 @@ def evaluate(model, examples: Cells, recipe: Recipe, class_names: list[str], out
     }
 
 
+def slices(examples: Cells, class_names: list[str]) -> dict[str, list[str]]:
+    """For the evaluation matrix: nuclei per image, the share of atypical ones, and
+    the imaging mode (dark background: fluorescence; light: stains and brightfield)."""
+    counts = [int(len(c) - 1) for c in examples.classes]
+    share = [float((c[1:] == 1).mean()) if len(c) > 1 else 0.0 for c in examples.classes]
+    return {
+        "density": ["sparse (<20)" if n < 20 else "medium (20-49)" if n < 50 else "dense (>=50)" for n in counts],
+        "atypical_share": ["none" if a == 0 else "some (<25%)" if a < 0.25 else "many (>=25%)" for a in share],
+        "imaging": ["dark field" if float(im.mean()) < 100 else "bright field" for im in examples.images],
+    }
+
+
 def export_endpoints(model: keras.Model, recipe: Recipe, class_names: list[str]) -> dict:
     """One image of any size in (encoded bytes or uint8 pixels); masks and counts out."""
     segment = _segment_fn(model, recipe)
@@ -686,4 +699,12 @@ TASK = Task(
     evaluate=evaluate,
     export_endpoints=export_endpoints,
     predict_files=predict_files,
+    corruptions=tuple(corruptions.IMAGE),  # All of them: noise, blur, light, contrast, JPEG, occlusion.
+    slices=slices,
+    known_limits=(
+        "Generated images imitate DSB 2018 fluorescence, stained tissue and brightfield; other stains, "
+        "magnifications, 3-D stacks and time-lapse are not represented.",
+        "'Atypical' nuclei are drawn enlarged and irregular; real atypia is subtler, and this is no diagnostic device.",
+        "Trained on generated images alone it reached F1@0.5 0.59 on real DSB images (0.83 when trained on real ones).",
+    ),
 )

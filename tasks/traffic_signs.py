@@ -33,6 +33,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
+from suite import corruptions
 from suite.config import TrainRecipe
 from suite.data import DataReport, check_image_file, decode_image, pipeline, resize
 from suite.errors import UserError
@@ -655,6 +656,17 @@ def evaluate(model, examples: Signs, recipe: Recipe, class_names: list[str], out
     return evaluate_classifier(examples.labels, _probabilities(model, examples, recipe, class_names), class_names, out_dir)
 
 
+def slices(examples: Signs, class_names: list[str]) -> dict[str, list[str]]:
+    """For the evaluation matrix: the sign's plate family and its size in the camera image."""
+    width = examples.rois[:, 2] - examples.rois[:, 0] + 1
+    return {
+        "sign_type": [SIGNS[CLASS_NAMES.index(class_names[y])][0] if class_names[y] in CLASS_NAMES else "other"
+                      for y in examples.labels],
+        "sign_size": ["small (<32 px)" if w < 32 else "medium (32-63 px)" if w < 64 else "large (>=64 px)"
+                      for w in width],
+    }
+
+
 def export_endpoints(model: keras.Model, recipe: Recipe, class_names: list[str]) -> dict:
     """Encoded bytes (PPM, PNG, JPEG, BMP) or uint8 pixels of any size in."""
     size = recipe.image_size
@@ -704,4 +716,12 @@ TASK = Task(
     evaluate=evaluate,
     export_endpoints=export_endpoints,
     predict_files=predict_files,
+    corruptions=tuple(corruptions.IMAGE),  # All of them: noise, blur, light, contrast, JPEG, occlusion.
+    slices=slices,
+    known_limits=(
+        "Generated signs are German (GTSRB) plates on synthetic backgrounds; other countries' signs, night "
+        "scenes, rain and sensor artefacts are not represented.",
+        "It classifies a given sign crop (the GTSRB ROI); it does not find signs in a scene.",
+        "Corruptions are applied to the crop the export receives, not to the whole camera frame.",
+    ),
 )

@@ -100,7 +100,7 @@ def test_voc_yolo_and_coco_loaders(tmp_path):
     names = det.read_yaml_names(root / "data.yaml")
     assert names == ["Hardhat", "Mask", "Person"]
     report = DataReport()
-    split = det.read_yolo(root, "train", names, {"Person": "person"}, ["person", "machinery"], report)
+    split = det.read_yolo(root / "train" / "images", names, {"person": "person"}, ["person", "machinery"], report)
     np.testing.assert_allclose(split.boxes[0], [[40, 15, 60, 35]])  # Only the Person box, in pixels.
     assert split.classes[0].tolist() == [0] and split.sizes == [(50, 100)]
     assert sorted(r.split(":")[0] for _, r in report.noted) == ["bad class", "bad line"]
@@ -123,10 +123,25 @@ def test_yolo_loader_on_the_real_construction_set():
     names = det.read_yaml_names(yaml)
     assert len(names) == 10 and "Person" in names and "machinery" in names
     report = DataReport()
-    split = det.read_yolo(root, "train", names, None, names, report)
+    split = det.read_yolo(root / "train" / "images", names, None, names, report)
     assert len(split) == 291 and not report.skipped
     assert sum(len(b) for b in split.boxes) > 291
     person = names.index("Person")
     assert all(((c == person).any()) for c in split.classes)  # Every image has a person (MANIFEST).
     for boxes, (h, w) in zip(split.boxes, split.sizes):
         assert (boxes[:, 2:] <= [w, h]).all() and (boxes[:, :2] >= 0).all()
+
+
+def test_yolo_split_dirs_find_moved_sets(tmp_path):
+    """Roboflow's `../train/images`, another machine's Windows paths, and plain folder names."""
+    for split in ("train", "valid"):
+        (tmp_path / "css" / split / "images").mkdir(parents=True)
+    (tmp_path / "data.yaml").write_text("train: F://PPE detection//css//train//images\n"
+                                        "val: F:\\\\PPE detection\\\\css\\\\valid\\\\images\nnames: [a]\n")
+    found = det.yolo_split_dirs(tmp_path / "data.yaml")
+    assert found == {"train": (tmp_path / "css/train/images").resolve(), "val": (tmp_path / "css/valid/images").resolve()}
+    (tmp_path / "css" / "data.yaml").write_text("train: ../train/images\nval: ../valid/images\nnames: [a]\n")
+    assert det.yolo_split_dirs(tmp_path / "css" / "data.yaml") == found
+    (tmp_path / "css" / "test" / "images").mkdir(parents=True)
+    (tmp_path / "css" / "plain.yaml").write_text("names: [a]\n")
+    assert set(det.yolo_split_dirs(tmp_path / "css" / "plain.yaml")) == {"train", "val", "test"}

@@ -1,0 +1,111 @@
+"""The evaluation matrix: corruptions on their own, then `suite matrix` on every
+registered task's smoke export (one row, the declared columns, severity 0 equal
+to clean, markdown agreeing with JSON), and a task without an export."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import run_cli
+from suite import corruptions, matrix
+from suite.config import recipe_from_dict
+from suite.export import load_export
+from tasks import TASKS
+
+
+@pytest.mark.parametrize("name", list(corruptions.IMAGE))
+def test_image_corruptions_grow_with_severity(name):
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:48, 0:64]
+    image = np.stack([xx * 4, yy * 5, (xx + yy) * 2], -1).clip(0, 255).astype(np.uint8)  # Smooth, with edges.
+    image[10:30, 20:40] = [200, 40, 40]
+    fn = corruptions.IMAGE[name]
+    assert fn(image, 0, rng) is image  # Severity 0 is no corruption at all.
+    errors = []
+    for severity in corruptions.SEVERITIES:
+        out = fn(image, severity, np.random.default_rng(1))
+        assert out.dtype == np.uint8 and out.shape == image.shape
+        errors.append(float(np.mean((out.astype(float) - image) ** 2)))
+    assert 0 < errors[0] <= errors[1] <= errors[2], errors
+    batch = fn(np.stack([image, image]), 2, np.random.default_rng(1))
+    assert batch.shape == (2, *image.shape)
+
+
+@pytest.mark.parametrize("name", list(corruptions.AUDIO))
+def test_audio_corruptions(name):
+    t = np.arange(16000) / 16000
+    clips = np.stack([0.3 * np.sin(2 * np.pi * f * t) * (t > 0.2) * (t < 0.7) for f in (300, 500, 700)])
+    clips = clips.astype(np.float32)
+    fn = corruptions.AUDIO[name]
+    assert fn(clips, 0, np.random.default_rng(0)) is clips
+    for severity in corruptions.SEVERITIES:
+        out = fn(clips, severity, np.random.default_rng(0))
+        assert out.dtype == np.float32 and out.shape == clips.shape and np.abs(out).max() <= 1
+        assert not np.allclose(out, clips)
+    if name in ("white_noise", "babble_noise"):
+        out = fn(clips, 2, np.random.default_rng(0))  # 10 dB.
+        snr = 10 * np.log10((clips**2).mean(1) / ((out - clips) ** 2).mean(1))
+        np.testing.assert_allclose(snr, 10.0, atol=0.5)
+
+
+def _md_summary(text: str) -> tuple[list[str], list[list[str]]]:
+    table = [line for line in text.splitlines() if line.startswith("| ")]
+    header = [c.strip() for c in table[0].strip("|").split("|")]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in table[1:]
+            if not line.startswith("| condition") and line.count("|") == len(header) + 1]
+    return header, rows
+
+
+@pytest.mark.parametrize("smoke", list(TASKS), indirect=True)
+def test_matrix_on_the_smoke_export(smoke, tmp_path):
+    task, work = smoke["task"], smoke["work"]
+    out = tmp_path / "reports"
+    run_cli("matrix", "--tasks", task.name, "--models", f"{task.name}={smoke['export']}",
+            "--data", f"{task.name}=data", "--out", str(out), "--limit", "16", cwd=work)
+    report = json.loads((out / "matrix.json").read_text())
+    assert [r["task"] for r in report["rows"]] == [task.name]
+    row = report["rows"][0]
+    cells = row["cells"]
+    declared = {f"{c}@{s}" for c in task.corruptions for s in corruptions.SEVERITIES}
+    assert task.corruptions and {n for n, c in cells.items() if c["kind"] == "corruption"} == declared
+    assert cells["clean"]["n"] == row["test_examples"] <= 16
+    loaded, meta = load_export(smoke["export"], task.name)
+    recipe = recipe_from_dict(type(task.recipes["default"]), meta["recipe"])
+    test = matrix._limited(task.load_data(work / "data", recipe).splits["test"], 16)
+    families = {c["family"] for c in cells.values() if c["kind"] == "slice"}
+    assert task.slices and families == set(task.slices(test, meta["class_names"]))
+    # Slices partition the evaluated examples, family by family.
+    for family in families:
+        assert sum(c["n"] for c in cells.values() if c.get("family") == family) == row["test_examples"]
+    assert row["params"] > 0 and row["size_mb"] > 0 and row["latency_p50_ms"] > 0 and row["throughput_per_s_batch32"] > 0
+    # Some corruption at severity 3 changes the metrics: the corruption reached the model.
+    assert any(cells[f"{c}@3"]["metrics"] != cells["clean"]["metrics"] for c in task.corruptions)
+
+    # The markdown says what the JSON says.
+    header, rows = _md_summary((out / "matrix.md").read_text())
+    columns = header[2 : header.index("params")]
+    assert columns == report["columns"] == ["clean", *task.corruptions, "worst slice"]
+    summary = matrix.summary(row)
+    assert rows[0][2 : 2 + len(columns)] == [matrix._fmt(summary.get(c)) for c in columns]
+    assert float(rows[0][2]) == pytest.approx(cells["clean"]["value"], abs=5e-4)
+    assert (out / "matrix.png").stat().st_size > 0 and (out / "matrix.csv").read_text().count("\n") == len(cells) + 1
+    card = (out / task.name / "model_card.md").read_text()
+    assert "## Known limits" in card and task.known_limits[0] in card
+
+    # A corruption at severity 0 gives exactly the clean result (in-process, same examples).
+    for name in task.corruptions[:2]:
+        metrics, _ = matrix.evaluate_condition(task, loaded, test, recipe, meta["class_names"], name, 0, tmp_path)
+        assert matrix._numbers(metrics) == cells["clean"]["metrics"]
+
+
+def test_a_task_without_export_is_skipped_with_its_reason(tmp_path):
+    run_cli("matrix", "--tasks", "traffic_signs", "--out", "reports", cwd=tmp_path)
+    report = json.loads((tmp_path / "reports" / "matrix.json").read_text())
+    assert report["rows"] == [{"task": "traffic_signs", "skipped": report["rows"][0]["skipped"]}]
+    assert "--train-missing" in report["rows"][0]["skipped"]
+    assert "skipped: no export under saved_models/traffic_signs/" in (tmp_path / "reports" / "matrix.md").read_text()
+    proc = run_cli("matrix", "--tasks", "traffic_signs", "--models", "traffic_signs", cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and "Expected --models as TASK=PATH. Received: 'traffic_signs'" in proc.stderr
