@@ -8,9 +8,10 @@ Run:
     suite predict machinery_proximity site.jpg --out drawn/   # boxes, distances and the alert drawn
 
 Expected result with the default recipe on 2 CPU cores: mAP50 about 0.9 over
-person / machinery / vehicle on the generated test split, danger recall about
-0.97 with the false-alarm rate beside it, in about 12 minutes end to end, data
-generation included (docs/benchmarks.md).
+person / machinery / vehicle on the generated test split (0.91 and 0.85 in two
+runs of the same recipe), danger recall about 0.98 with about half of the
+non-danger images also called danger (the price of not missing dangers), in
+about 13 minutes end to end, data generation included (docs/benchmarks.md).
 
 Data: YOLO/Roboflow sets as downloaded (`data.yaml` with `names`, and
 `train|valid|test/images` with `labels/*.txt`), including sets with more
@@ -93,7 +94,7 @@ RECIPES = {
     "default": Recipe(),
     "smoke": Recipe(  # ~1 min: the plumbing works and boxes start to land.
         epochs=30, widths=(8, 16, 32, 64), image_size=160, batch_size=8, early_stopping_patience=30,
-        learning_rate=3e-3, warmup_epochs=1,
+        learning_rate=3e-3, warmup_epochs=1, confidence_threshold=0.001,  # A young model's scores are low.
     ),
 }
 

@@ -6,11 +6,11 @@ Run:
     suite export pedestrians
     suite predict pedestrians street.png --out drawn/   # also writes the image with boxes
 
-Expected result with the default recipe on 2 CPU cores: AP50 about 0.94 (mAP
+Expected result with the default recipe on 2 CPU cores: AP50 about 0.92 (mAP
 0.5:0.95 about 0.71) on the generated test split in about 10 minutes end to
 end, data generation included. On real Penn-Fudan images, fine-tuning the
 generated-data model on ~65 real images (`--approach transfer --from`) reached
-AP50 0.83 against 0.28 from scratch (docs/benchmarks.md).
+AP50 0.87 against 0.20 from scratch (docs/benchmarks.md).
 
 Data: the loader reads Penn-Fudan's own layout as downloaded (`PNGImages/`,
 `PedMasks/` instance masks and `Annotation/` "PASCAL Annotation Version 1.00"
