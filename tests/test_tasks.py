@@ -43,11 +43,8 @@ def test_cli_smoke_run_end_to_end(smoke):
     assert config["recipe"]["epochs"] == task.recipes["smoke"].epochs
     assert not (run / "backup").exists()  # Removed once training completes.
 
-    out = run_cli("evaluate", task.name, "--model", "run", "--data", "data", "--json", cwd=work)
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result = json.loads((run / "metrics.json").read_text())  # `suite evaluate` of the export is checked below.
     assert result[task.primary_metric] > task.smoke_floor
-    saved = json.loads((run / "metrics.json").read_text())
-    assert result[task.primary_metric] == pytest.approx(saved[task.primary_metric])
 
     export = smoke["export"]
     for name in ("saved_model.pb", "labels.txt", "model_card.md", "suite.json"):
