@@ -286,7 +286,8 @@ def _heatmap(rows: list[dict], columns: list[str], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    values = np.array([[np.nan if summary(r).get(c) is None else summary(r)[c] for c in columns] for r in rows]
+    summaries = [summary(r) for r in rows]
+    values = np.array([[np.nan if s.get(c) is None else s[c] for c in columns] for s in summaries]
                       if rows else np.zeros((0, len(columns))), float)
     clean = values[:, :1] if len(values) else values
     relative = np.divide(values, clean, out=np.full_like(values, np.nan), where=clean > 0)

@@ -16,7 +16,6 @@ from PIL import Image
 
 from conftest import realdata, run_cli
 from suite import detection as det
-from suite.data import DataReport
 from suite.errors import UserError
 from suite.export import load_export
 from tasks import machinery_proximity as mp
