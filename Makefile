@@ -24,6 +24,7 @@ train: $(STAMP)
 	$(BIN)/suite list
 
 test: $(STAMP)
+	$(BIN)/python -m mypy        # The Task contract, checked over suite/ and tasks/ (setup.cfg [mypy]).
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

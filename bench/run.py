@@ -89,11 +89,11 @@ def bench_e2e() -> dict:
 def _sample(size: int = 8600) -> Path:
     data = WORK / "traffic_signs" / "datasets" / "traffic_signs"
     if not data.exists():
-        from tasks.traffic_signs import make_data
+        from tasks import TASKS
 
         data = WORK / "sample"
         if not data.exists():
-            make_data(data, size, 0)
+            TASKS["traffic_signs"].make_data(data, size, 0)
     return data
 
 
@@ -209,14 +209,13 @@ def _macs(model) -> int:
 
 def bench_speech() -> dict:
     """speech_commands default recipe end to end, model size, export latency, real clips."""
-    import keras
     import tensorflow as tf
 
-    import tasks.speech_commands  # noqa: F401  Registers the custom layers best.keras uses.
+    from suite.runs import load_model
 
     result, work = _from_nothing("speech_commands")
     run = ROOT / result["run"]
-    model = keras.saving.load_model(run / "best.keras")
+    model = load_model(run / "best.keras")
     export = work / "saved_models" / "speech_commands" / "1"
     loaded = tf.saved_model.load(str(export))
     wave = tf.random.uniform([1, 16000], -0.1, 0.1)
@@ -264,14 +263,14 @@ def bench_digits() -> dict:
 
 def bench_cells() -> dict:
     """cell_microscopy: default recipe end to end; real DSB 2018 images (trained on real, generated only)."""
-    import keras
     import tensorflow as tf
 
+    from suite.runs import load_model
     from tasks import cell_microscopy as cm
 
     result, work = _from_nothing("cell_microscopy")
     run = ROOT / result["run"]
-    model = keras.saving.load_model(run / "best.keras")
+    model = load_model(run / "best.keras")
     result["params"] = int(model.count_params())
     export = work / "saved_models" / "cell_microscopy" / "1"
     loaded = tf.saved_model.load(str(export))
@@ -396,7 +395,7 @@ def _approach_runs(task, recipe, data, test, source: Path, out: Path) -> dict:
     """Scratch, transfer and features on one `LoadedData`; test accuracy and seconds each."""
     import shutil
 
-    from suite import approaches, trainer
+    from suite.runs import fit
 
     results = {}
     for approach in ("scratch", "transfer", "features"):
@@ -404,15 +403,8 @@ def _approach_runs(task, recipe, data, test, source: Path, out: Path) -> dict:
         if run.exists():
             shutil.rmtree(run)
         start = time.perf_counter()
-        if approach == "scratch":
-            model = trainer.train(task, recipe, data, run, strategy="default", verbose=0,
-                                  metadata={"class_names": data.class_names})
-        elif approach == "transfer":
-            model = approaches.train_transfer(task, recipe, data, run, source, strategy="default",
-                                              metadata={"class_names": data.class_names})
-        else:
-            model = approaches.train_features(task, recipe, data, run, source,
-                                              metadata={"class_names": data.class_names})
+        model = fit(task, recipe, data, run, approach=approach, source=None if approach == "scratch" else source,
+                    strategy="default", verbose=0, metadata={"class_names": data.class_names})
         seconds = time.perf_counter() - start
         metrics = task.evaluate(model, test, recipe, data.class_names, run)
         results[approach] = {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"], "seconds": seconds}

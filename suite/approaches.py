@@ -35,7 +35,7 @@ import re
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
@@ -43,6 +43,11 @@ import numpy as np
 from suite import trainer
 from suite.config import write_json
 from suite.errors import UserError, closest
+from suite.runs import load_model
+
+if TYPE_CHECKING:
+    from suite.config import TrainRecipe
+    from suite.task import LoadedData, Task
 
 APPROACHES = ("scratch", "transfer", "features")
 HEAD = ("transfer_standardise", "transfer_dropout", "probabilities")  # Layers a transfer adds; the rest is the body.
@@ -201,7 +206,7 @@ def source_body(source: Path, input_shape: tuple, layer_name: str = "") -> tuple
             raise UserError(f"Expected feature_layer='' with a Keras Applications file (its pooled "
                             f"output is used). Received: {layer_name!r}")
         return inputs, features
-    model = keras.saving.load_model(source)
+    model = load_model(source)
     have = tuple(model.input_shape[1:])
     if have != want:
         hint = " Match it with `--set image_size=...`." if len(want) == 3 and len(have) == 3 else ""
@@ -232,7 +237,7 @@ def set_body_trainable(model: keras.Model, trainable: bool, finetune_bn: bool = 
                     sub.trainable = False
 
 
-def transfer_model(source: Path, input_shape: tuple, recipe: Any, class_names: list[str],
+def transfer_model(source: Path, input_shape: tuple, recipe: TrainRecipe, class_names: list[str],
                    probe: Any = None) -> keras.Model:
     """The source's body with a new head (standardise, dropout, softmax); body frozen.
 
@@ -267,7 +272,7 @@ def transfer_model(source: Path, input_shape: tuple, recipe: Any, class_names: l
     return model
 
 
-def _linear_probe(extractor: keras.Model, task: Any, data: Any, recipe: Any) -> tuple:
+def _linear_probe(extractor: keras.Model, task: Task[Any, Any], data: LoadedData[Any], recipe: TrainRecipe) -> tuple:
     """Feature mean and variance, and a multinomial logistic regression on the
     standardised features of the train split (no augmentation)."""
     from sklearn.linear_model import LogisticRegression
@@ -299,7 +304,7 @@ def _dense_weights(fit: Any, k: int, d: int, half: bool = False) -> tuple[np.nda
     return kernel, bias
 
 
-def _input_shape(task: Any, recipe: Any, class_names: list[str]) -> tuple:
+def _input_shape(task: Task[Any, Any], recipe: TrainRecipe, class_names: list[str]) -> tuple:
     return tuple(task.build_model(recipe, class_names).input_shape)
 
 
@@ -337,7 +342,7 @@ def copy_matching_weights(source: keras.Model, target: keras.Model) -> int:
 # --- Approaches -----------------------------------------------------------------
 
 
-def train_transfer(task: Any, recipe: Any, data: Any, run_dir: Path, source: Path, *,
+def train_transfer(task: Task[Any, Any], recipe: TrainRecipe, data: LoadedData[Any], run_dir: Path, source: Path, *,
                    strategy: str = "auto", resume: bool = False, metadata: dict | None = None) -> keras.Model:
     """Head on a frozen body, then fine-tuning; each phase a trainer run.
 
@@ -378,7 +383,7 @@ def train_transfer(task: Any, recipe: Any, data: Any, run_dir: Path, source: Pat
                                                          lambda e: _linear_probe(e, task, data, recipe)))
 
     def unfrozen():
-        model = keras.saving.load_model(head_dir / "best.keras")
+        model = load_model(head_dir / "best.keras")
         set_body_trainable(model, True, recipe.finetune_bn)
         return model
 
@@ -398,7 +403,7 @@ def train_transfer(task: Any, recipe: Any, data: Any, run_dir: Path, source: Pat
         if (head_best > tuned_best) if mode == "max" else (head_best < tuned_best):
             kept = "head"
             shutil.copyfile(head_dir / "best.keras", run_dir / "best.keras")
-            tuned = keras.saving.load_model(run_dir / "best.keras")
+            tuned = load_model(run_dir / "best.keras")
             print(f"[{task.name}] fine-tuning never beat the frozen body on {task.monitor} "
                   f"({tuned_best:.4f} < {head_best:.4f}): keeping the frozen-body model", flush=True)
     config = json.loads((run_dir / "config.json").read_text())
@@ -417,7 +422,7 @@ def _transfer_weights(task, recipe, data, run_dir, source, target, strategy, res
 
     def build():
         model = task.build_model(recipe, data.class_names)
-        loaded = keras.saving.load_model(source)
+        loaded = load_model(source)
         if tuple(loaded.input_shape[1:]) != want:
             raise UserError(f"Expected a --from model taking this task's input {want}. Received: {source}, "
                             f"which takes {tuple(loaded.input_shape[1:])}.")
@@ -455,7 +460,7 @@ class Cosine(keras.layers.Layer):
         return {**super().get_config(), "scale": self.scale}
 
 
-def _features_and_labels(extractor: keras.Model, task: Any, examples: Any, recipe: Any,
+def _features_and_labels(extractor: keras.Model, task: Task[Any, Any], examples: Any, recipe: TrainRecipe,
                          class_names: list[str]) -> tuple[np.ndarray, np.ndarray]:
     xs, ys = [], []
     for x, y in task.dataset(examples, recipe, False, 256, class_names):  # No augmentation.
@@ -480,7 +485,7 @@ def _temperature(scores: np.ndarray, labels: np.ndarray) -> float:
     return best_t
 
 
-def train_features(task: Any, recipe: Any, data: Any, run_dir: Path, source: Path, *,
+def train_features(task: Task[Any, Any], recipe: TrainRecipe, data: LoadedData[Any], run_dir: Path, source: Path, *,
                    metadata: dict | None = None) -> keras.Model:
     """Source features -> standardisation -> linear SVM, folded into one Keras model.
 
@@ -531,14 +536,16 @@ def train_features(task: Any, recipe: Any, data: Any, run_dir: Path, source: Pat
         rff = RBFSampler(gamma=1.0 / z_train.shape[1], n_components=recipe.rff_components,
                          random_state=recipe.seed).fit(z_train)
         z_train, z_val = rff.transform(z_train), rff.transform(z_val)
-    tried, best = {}, None
+    tried: dict[str, float] = {}
+    best: tuple[float, float, Any] | None = None
     for c in recipe.svm_c:
         svm = LinearSVC(C=c, max_iter=10000, random_state=recipe.seed).fit(z_train, y_train)
         score = float((svm.predict(z_val) == y_val).mean()) if len(y_val) else float(svm.score(z_train, y_train))
         tried[str(c)] = score
         if best is None or score > best[0]:
             best = (score, c, svm)
-    _, c, svm = best
+    assert best is not None, "Expected at least one svm_c value."  # The recipe type has a default.
+    best_score, c, svm = best
 
     k = len(data.class_names)
     weights, bias = _dense_weights(svm, k, z_train.shape[1])  # One-vs-rest scores for every class id.
@@ -579,5 +586,5 @@ def train_features(task: Any, recipe: Any, data: Any, run_dir: Path, source: Pat
         "extract_seconds": extract_s, "total_seconds": time.perf_counter() - start,
     })
     print(f"[{task.name}] features: {x_train.shape[1]} from {source.name}, {recipe.svm_kernel} SVM C={c} "
-          f"(val accuracy {best[0]:.4f}; tried {tried}), temperature {temperature:.3g}", flush=True)
+          f"(val accuracy {best_score:.4f}; tried {tried}), temperature {temperature:.3g}", flush=True)
     return model

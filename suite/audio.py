@@ -1,11 +1,14 @@
 """Audio helpers shared by the loader and the exported graph: check, decode,
-resample and fit WAV clips, all in TensorFlow ops so both paths agree."""
+resample and fit WAV clips, all in TensorFlow ops so both paths agree; and the
+in-model front end speech tasks share (log-mel with per-clip `Decibels`,
+`SpecAugment`)."""
 
 from __future__ import annotations
 
 import wave
 from pathlib import Path
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -90,3 +93,115 @@ def write_wav(path: Path, signal: np.ndarray, rate: int = SAMPLE_RATE) -> None:
         w.setsampwidth(2)
         w.setframerate(rate)
         w.writeframes(pcm.tobytes())
+
+
+def colored_noise(rng: np.random.Generator, n: int, exponent: float) -> np.ndarray:
+    """Noise with power ~ 1/f**exponent (0 white, 1 pink, 2 brown), unit RMS."""
+    spectrum = rng.normal(size=n // 2 + 1) + 1j * rng.normal(size=n // 2 + 1)
+    f = np.arange(n // 2 + 1, dtype=np.float64)
+    f[0] = 1.0
+    x = np.fft.irfft(spectrum / f ** (exponent / 2), n)
+    return (x / (x.std() + 1e-12)).astype(np.float32)
+
+
+# --- Model layers (in-model front end, shared by speech tasks) -------------------------
+
+
+@keras.saving.register_keras_serializable(package="suite")
+class Decibels(keras.layers.Layer):
+    """Log-mel in dB relative to each example's peak, floored at `-top_db`,
+    with each band's mean over time removed.
+
+    Per example, unlike Keras' `power_to_db` (which floors at the whole
+    batch's peak). Floor and mean removal keep digital silence (zero padding,
+    the empty upper bands of 8 kHz recordings) close to the quiet noise the
+    model sees in training, instead of a -100 dB cliff it never saw.
+
+    Args:
+        top_db: dynamic range kept below the peak. Defaults to 60.
+    """
+
+    def __init__(self, top_db: float = 60.0, **kwargs):
+        super().__init__(**kwargs)
+        self.top_db = top_db
+
+    def call(self, x):  # x: power, [batch, mel, time].
+        db = 10.0 * keras.ops.log10(keras.ops.maximum(x, 1e-10))
+        peak = keras.ops.max(db, axis=(1, 2), keepdims=True)
+        db = keras.ops.maximum(db - peak, -self.top_db)
+        # Per-band mean over time (cepstral mean normalisation): bands a
+        # recording lacks (8 kHz sets) read ~0 with or without training noise.
+        return db - keras.ops.mean(db, axis=2, keepdims=True)
+
+    def get_config(self):
+        return {**super().get_config(), "top_db": self.top_db}
+
+
+@keras.saving.register_keras_serializable(package="suite")
+class SpecAugment(keras.layers.Layer):
+    """Time and frequency masking (Park et al. 2019), in training only.
+
+    Args:
+        time_masks: masks along time per example.
+        time_width: largest time mask, in frames.
+        freq_masks: masks along frequency per example.
+        freq_width: largest frequency mask, in bins.
+        seed: optional seed.
+    """
+
+    def __init__(self, time_masks=2, time_width=10, freq_masks=2, freq_width=5, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.time_masks, self.time_width = time_masks, time_width
+        self.freq_masks, self.freq_width = freq_masks, freq_width
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def _mask(self, batch, size, count, width):
+        keep = tf.ones([batch, size])
+        positions = tf.range(size, dtype=tf.float32)[None, :]
+        for _ in range(count):
+            w = keras.random.uniform([batch, 1], 0, width + 1, seed=self.seed_generator)
+            start = keras.random.uniform([batch, 1], 0, 1, seed=self.seed_generator) * (size - w)
+            keep *= 1.0 - tf.cast((positions >= start) & (positions < start + tf.floor(w)), tf.float32)
+        return keep
+
+    def call(self, x, training=None):
+        if not training:
+            return x
+        shape = tf.shape(x)  # [batch, time, freq, 1]
+        t = self._mask(shape[0], x.shape[1], self.time_masks, self.time_width)
+        f = self._mask(shape[0], x.shape[2], self.freq_masks, self.freq_width)
+        return x * t[:, :, None, None] * f[:, None, :, None]
+
+    def get_config(self):
+        return {**super().get_config(), "time_masks": self.time_masks, "time_width": self.time_width,
+                "freq_masks": self.freq_masks, "freq_width": self.freq_width, "seed": self.seed}
+
+
+def log_mel(waveform: keras.KerasTensor, mel_bins: int, top_db: float) -> keras.KerasTensor:
+    """The log-mel front end inside a model: 16 kHz waveform `[batch, samples]`
+    in, `[batch, time, mel_bins, 1]` out, normalised per clip.
+
+    25 ms windows every 10 ms, 20-7600 Hz. Decibels come from `Decibels`:
+    Keras' `power_to_db` floors at the whole batch's maximum, so a clip's
+    features would depend on what else is in its batch. Then a fixed scaling,
+    not BatchNorm: the features are already normalised per clip, and moving
+    statistics lag badly on small sets (FSDD collapsed to one class at
+    inference with them).
+
+    Args:
+        waveform: the model's waveform input.
+        mel_bins: mel bands.
+        top_db: dynamic range kept below each clip's peak.
+
+    Returns:
+        The features, ready for 2-D convolutions.
+    """
+    x = keras.layers.MelSpectrogram(
+        fft_length=512, sequence_length=400, sequence_stride=160, sampling_rate=SAMPLE_RATE,
+        num_mel_bins=mel_bins, min_freq=20.0, max_freq=7600.0, power_to_db=False,
+    )(waveform)
+    x = Decibels(top_db)(x)
+    x = keras.layers.Permute((2, 1))(x)  # [time, mel]
+    x = keras.layers.Reshape((-1, mel_bins, 1))(x)
+    return keras.layers.Rescaling(1 / 20, name="input_norm")(x)

@@ -9,14 +9,17 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from suite.errors import UserError, closest
 
-DATASETS, RUNS, SAVED_MODELS = Path("datasets"), Path("runs"), Path("saved_models")
+from suite.runs import DATASETS, RUNS, SAVED_MODELS, has_data, summary
+
+if TYPE_CHECKING:
+    from suite.task import Task
 
 
-def get_task(name: str) -> Any:
+def get_task(name: str) -> Task[Any, Any]:
     """Looks a task up in the registry, or raises a UserError naming the tasks."""
     from tasks import TASKS
 
@@ -28,11 +31,7 @@ def get_task(name: str) -> Any:
     return TASKS[name]
 
 
-def _has_data(path: Path) -> bool:
-    return path.is_dir() and any(path.iterdir())
-
-
-def _recipe(task: Any, name: str, sets: list[str]) -> Any:
+def _recipe(task: Task[Any, Any], name: str, sets: list[str]) -> Any:
     from suite.config import apply_overrides
 
     if name not in task.recipes:
@@ -43,43 +42,7 @@ def _recipe(task: Any, name: str, sets: list[str]) -> Any:
     return apply_overrides(task.recipes[name], sets)
 
 
-def _load_model(task: Any, model_arg: str | None) -> tuple[Any, Any, dict, Path]:
-    """Loads a run's best Keras model or an export, with its recipe, facts and path."""
-    from suite.config import recipe_from_dict
-    from suite.export import load_export
-    from suite.runs import latest_run
-
-    import suite.approaches  # noqa: F401  Registers the layers a features model uses.
-
-    path = Path(model_arg) if model_arg else latest_run(RUNS / task.name)
-    if path is None:
-        raise UserError(
-            f"Expected a trained run under {RUNS / task.name}/. Received: none. "
-            f"Train one with `suite train {task.name}` or pass --model."
-        )
-    recipe_cls = type(task.recipes["default"])
-    if (path / "saved_model.pb").exists():
-        loaded, meta = load_export(path, task.name)
-        return loaded, recipe_from_dict(recipe_cls, meta["recipe"]), meta, path
-    if (path / "best.keras").exists() and (path / "config.json").exists():
-        import keras
-
-        config = json.loads((path / "config.json").read_text())
-        model = keras.saving.load_model(path / "best.keras")
-        return model, recipe_from_dict(recipe_cls, config["recipe"]), config, path
-    raise UserError(
-        "Expected a run directory (best.keras, config.json) or a SavedModel "
-        f"version folder (saved_model.pb, suite.json). Received: {path}"
-    )
-
-
-def _summary(metrics: dict) -> str:
-    return ", ".join(
-        f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float)
-    )
-
-
-# --- Commands -----------------------------------------------------------------
+# --- Commands: each parses its arguments and calls the core ---------------------
 
 
 def cmd_list(args: argparse.Namespace) -> None:
@@ -94,7 +57,7 @@ def cmd_list(args: argparse.Namespace) -> None:
         print(f"  data format:    {task.data_format}")
         print(f"  model:          {task.model_summary}")
         print(f"  primary metric: {task.primary_metric} ({'higher' if task.higher_is_better else 'lower'} is better)")
-        print(f"  data:           {DATASETS / name if _has_data(DATASETS / name) else 'none (suite data make ' + name + ')'}")
+        print(f"  data:           {DATASETS / name if has_data(DATASETS / name) else 'none (suite data make ' + name + ')'}")
         print(f"  trained run:    {run or 'none'}")
         print(f"  export:         {export or 'none'}")
 
@@ -102,7 +65,7 @@ def cmd_list(args: argparse.Namespace) -> None:
 def cmd_data_make(args: argparse.Namespace) -> None:
     task = get_task(args.task)
     out = Path(args.out) if args.out else DATASETS / task.name
-    if _has_data(out) and not args.force:
+    if has_data(out) and not args.force:
         raise UserError(f"Expected an empty or absent folder. Received: {out}, which holds files. Use --force to overwrite.")
     size = args.size or task.sample_size
     print(f"[{task.name}] writing {size} sample examples to {out} ...", flush=True)
@@ -110,69 +73,34 @@ def cmd_data_make(args: argparse.Namespace) -> None:
     print(f"[{task.name}] done: {out}")
 
 
+def _log(line: str) -> None:
+    print(line, flush=True)
+
+
 def cmd_train(args: argparse.Namespace) -> None:
-    from suite import approaches, trainer
-    from suite.config import fingerprint, recipe_from_dict, write_json
-    from suite.runs import latest_run, new_run_dir
+    from suite import runs
 
     task = get_task(args.task)
-    approach, source = args.approach, args.source
+    data_dir = Path(args.data) if args.data else None
     if args.resume:
-        run_dir = Path(args.run_dir) if args.run_dir else latest_run(RUNS / task.name, "config.json")
-        if run_dir is None or not (run_dir / "config.json").exists():
-            raise UserError(f"Expected a run directory with config.json to resume. Received: {run_dir}")
         if args.sets:
             raise UserError("Expected no --set with --resume: a run resumes with its saved recipe. "
                             f"Received: {args.sets}")
-        config = json.loads((run_dir / "config.json").read_text())
-        recipe = recipe_from_dict(type(task.recipes["default"]), config["recipe"])
-        recipe_name, data_dir = config["recipe_name"], Path(args.data or config["data_dir"])
-        approach, source = config.get("approach", "scratch"), config.get("source")
-        print(f"[{task.name}] resuming {run_dir} ({approach})", flush=True)
-    else:
-        recipe_name = args.recipe
-        recipe = _recipe(task, recipe_name, args.sets)
-        data_dir = Path(args.data) if args.data else DATASETS / task.name
-        run_dir = Path(args.run_dir) if args.run_dir else None  # Made once data loads.
-        if run_dir and (run_dir / "config.json").exists():
-            raise UserError(f"Expected a new run directory. Received: {run_dir}, which holds a run. Add --resume to continue it.")
-    if approach == "scratch" and source:
-        raise UserError(f"Expected no --from with --approach scratch (it starts from random weights). "
-                        f"Received: --from {source}. Use --approach transfer or features.")
-    if approach != "scratch" and not source:
-        raise UserError(f"Expected --from RUN_DIR|SAVEDMODEL_DIR|MODEL.keras|WEIGHTS.h5 with --approach "
-                        f"{approach}. Received: no --from.")
-    source = approaches.resolve_source(source) if source else None
-    if args.data is None and not args.resume and not _has_data(data_dir):
-        print(f"[{task.name}] no data at {data_dir}: making the sample dataset ...", flush=True)
-        task.make_data(data_dir, task.sample_size, recipe.seed)
-    data = task.load_data(data_dir, recipe)
-    sizes = ", ".join(f"{k} {len(v)}" for k, v in data.splits.items() if k != "all")
-    print(f"[{task.name}] {data.layout} at {data_dir}: {data.report.summary()}; {sizes}", flush=True)
-    for path, reason in data.report.skipped[:5]:
-        print(f"  skipped {path}: {reason}")
-    run_dir = run_dir or new_run_dir(RUNS / task.name)
-    metadata = {"recipe_name": recipe_name, "data_dir": str(data_dir), "data_fingerprint": fingerprint(data_dir),
-                "data_layout": data.layout, "class_names": data.class_names, "approach": approach}
-    if approach == "transfer":
-        model = approaches.train_transfer(task, recipe, data, run_dir, source, strategy=args.strategy,
-                                          resume=args.resume, metadata=metadata)
-    elif approach == "features":  # Quick to redo, so --resume simply fits again.
-        model = approaches.train_features(task, recipe, data, run_dir, source, metadata=metadata)
-    else:
-        model = trainer.train(task, recipe, data, run_dir, strategy=args.strategy, resume=args.resume,
-                              metadata=metadata)
-    metrics = task.evaluate(model, data.splits["test"], recipe, data.class_names, run_dir)
-    write_json(run_dir / "metrics.json", {"split": "test", **metrics})
-    print(f"[{task.name}] test: {_summary(metrics)}")
-    print(f"[{task.name}] run: {run_dir}")
+        runs.resume_task(task, Path(args.run_dir) if args.run_dir else None, data_dir=data_dir,
+                         strategy=args.strategy, log=_log)
+        return
+    runs.train_task(task, _recipe(task, args.recipe, args.sets), data_dir, recipe_name=args.recipe,
+                    approach=args.approach, source=args.source, run_dir=Path(args.run_dir) if args.run_dir else None,
+                    strategy=args.strategy, log=_log)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     import tempfile
 
+    from suite.runs import load_trained
+
     task = get_task(args.task)
-    model, recipe, meta, _ = _load_model(task, args.model)
+    model, recipe, meta, _ = load_trained(task, Path(args.model) if args.model else None)
     data_dir = Path(args.data) if args.data else DATASETS / task.name
     data = task.load_data(data_dir, recipe)
     if args.split not in data.splits:
@@ -187,38 +115,22 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"[{task.name}] {args.split} split of {data_dir} ({metrics.get('n', '?')} examples): {_summary(metrics)}")
+        print(f"[{task.name}] {args.split} split of {data_dir} ({metrics.get('n', '?')} examples): {summary(metrics)}")
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    from suite.export import export
+    from suite.runs import export_run
 
     task = get_task(args.task)
-    model, recipe, config, run_dir = _load_model(task, args.run)
-    if not hasattr(model, "fit"):
-        raise UserError(f"Expected a run directory to export. Received: {run_dir}, which is already an export.")
-    metrics_path = run_dir / "metrics.json"
-    metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
-    out = Path(args.out) if args.out else SAVED_MODELS / task.name
-    target = export(task, model, recipe, config["class_names"], out, {
-        "run_dir": str(run_dir), "data_dir": config.get("data_dir"),
-        "fingerprint": config.get("data_fingerprint"), "recipe_name": config.get("recipe_name"),
-        "metrics": metrics})
+    target = export_run(task, Path(args.run) if args.run else None, Path(args.out) if args.out else None)
     print(f"[{task.name}] exported {target}")
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
+    from suite.config import recipe_from_dict
     from suite.export import latest_export, load_export
 
     task = get_task(args.task)
-    extra = {}
-    if args.out:
-        import inspect
-
-        if "out_dir" not in inspect.signature(task.predict_files).parameters:
-            raise UserError(f"Expected --out only for tasks that write annotated files (detection). "
-                            f"Received: --out {args.out} for {task.name}.")
-        extra["out_dir"] = Path(args.out)
     path = Path(args.model) if args.model else latest_export(SAVED_MODELS / task.name)
     if path is None:
         raise UserError(f"Expected an export under {SAVED_MODELS / task.name}/. Received: none. "
@@ -228,7 +140,8 @@ def cmd_predict(args: argparse.Namespace) -> None:
         if not f.is_file():
             raise UserError(f"Expected a readable file. Received: {f}, which does not exist.")
     loaded, meta = load_export(path, task.name)
-    for line in task.predict_files(loaded, files, meta["class_names"], **extra):
+    recipe = recipe_from_dict(type(task.recipes["default"]), meta["recipe"])  # The export's own recipe.
+    for line in task.predict_files(loaded, files, recipe, meta["class_names"], Path(args.out) if args.out else None):
         print(line)
 
 
@@ -252,7 +165,7 @@ def cmd_matrix(args: argparse.Namespace) -> None:
     import os
     import shlex
 
-    from suite import matrix
+    from suite import matrix, runs
     from suite.export import latest_export
     from tasks import TASKS
 
@@ -263,26 +176,20 @@ def cmd_matrix(args: argparse.Namespace) -> None:
     entries = []
     for name, task in tasks.items():
         data = Path(datas.get(name, DATASETS / name))
-        paths = [Path(m) for m in models.get(name, [])] or [latest_export(SAVED_MODELS / name)]
+        paths: list[Path | None] = [Path(m) for m in models.get(name, [])] or [latest_export(SAVED_MODELS / name)]
         for path in paths:
             if path is None and args.train_missing:
-                print(f"[matrix] {name}: no export under {SAVED_MODELS / name}/: training the default recipe ...",
-                      flush=True)
-                cmd_train(argparse.Namespace(task=name, data=datas.get(name), recipe="default", sets=[],
-                                             run_dir=None, resume=False, strategy="auto", approach="scratch",
-                                             source=None))
-                cmd_export(argparse.Namespace(task=name, run=None, out=None))
-                path = latest_export(SAVED_MODELS / name)
+                _log(f"[matrix] {name}: no export under {SAVED_MODELS / name}/: training the default recipe ...")
+                run_dir = runs.train_task(task, task.recipes["default"], Path(datas[name]) if name in datas else None,
+                                          log=_log)
+                path = runs.export_run(task, run_dir)
             if path is None:
                 entries.append(matrix.Entry(task, None, data, f"no export under {SAVED_MODELS / name}/ (run "
                                             f"`suite train {name} && suite export {name}`, or pass --train-missing)"))
                 continue
-            if not _has_data(data):
-                if name in datas:
-                    raise UserError(f"Expected a dataset folder for {name}. Received: {data}, which is empty or absent.")
-                print(f"[matrix] {name}: no data at {data}: making the sample dataset ...", flush=True)
-                recipe = task.recipes["default"]
-                task.make_data(data, task.sample_size, recipe.seed)
+            if not has_data(data) and name in datas:
+                raise UserError(f"Expected a dataset folder for {name}. Received: {data}, which is empty or absent.")
+            runs.ensure_sample(task, data, task.recipes["default"].seed, log=lambda line: _log(f"[matrix] {line}"))
             entries.append(matrix.Entry(task, path, data))
     command = "suite matrix " + shlex.join(sys.argv[2:] if sys.argv[1:2] == ["matrix"] else [])
     machine = f"{os.cpu_count()} CPU cores" + ("" if not os.environ.get("CUDA_VISIBLE_DEVICES") else " + GPU")

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from suite.errors import UserError, closest
 
-R = TypeVar("R")
+R = TypeVar("R", bound="TrainRecipe")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,7 +118,7 @@ def recipe_from_dict(cls: type[R], values: dict) -> R:
         for k, v in values.items()
         if k in hints
     }
-    return cls(**fixed)
+    return cls(**fixed)  # type: ignore[arg-type]  # Values were checked when the recipe was saved.
 
 
 def library_versions() -> dict[str, str]:

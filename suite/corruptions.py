@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import io
 from collections.abc import Callable
+from typing import Protocol, cast
 
 import numpy as np
 from PIL import Image
@@ -19,7 +20,16 @@ from scipy import ndimage
 SEVERITIES = (1, 2, 3)
 
 
-def _images(fn: Callable) -> Callable:
+class Corruption(Protocol):
+    """A corruption: `(inputs, severity, rng) -> corrupted inputs`, and the kind of input it takes."""
+
+    kind: str  # "image" or "audio".
+    __name__: str
+
+    def __call__(self, x: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray: ...
+
+
+def _images(fn: Callable) -> Corruption:
     """Applies `fn(float32 [b, h, w, 3] in 0-255, severity, rng)` to uint8 pixels of either rank."""
 
     @functools.wraps(fn)
@@ -32,8 +42,9 @@ def _images(fn: Callable) -> Callable:
         out = np.clip(np.round(out), 0, 255).astype(np.uint8)
         return out if batched else out[0]
 
-    apply.kind = "image"
-    return apply
+    corruption = cast(Corruption, apply)
+    corruption.kind = "image"
+    return corruption
 
 
 @_images
@@ -88,15 +99,16 @@ def occlusion(x, s, rng):
     return x
 
 
-def _audio(fn: Callable) -> Callable:
+def _audio(fn: Callable) -> Corruption:
     @functools.wraps(fn)
     def apply(waveforms: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
         if severity == 0:
             return waveforms
         return np.clip(fn(np.asarray(waveforms, np.float32), severity, rng), -1.0, 1.0).astype(np.float32)
 
-    apply.kind = "audio"
-    return apply
+    corruption = cast(Corruption, apply)
+    corruption.kind = "audio"
+    return corruption
 
 
 def _at_snr(clean: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
@@ -135,6 +147,6 @@ def time_shift(x, s, rng):
     return np.concatenate([np.zeros_like(x[:, :shift]), x[:, : x.shape[1] - shift]], axis=1)
 
 
-IMAGE = {f.__name__: f for f in (gaussian_noise, motion_blur, darken, overexpose, low_contrast, jpeg, occlusion)}
-AUDIO = {f.__name__: f for f in (white_noise, babble_noise, gain, time_shift)}
-ALL = {**IMAGE, **AUDIO}
+IMAGE: dict[str, Corruption] = {f.__name__: f for f in (gaussian_noise, motion_blur, darken, overexpose, low_contrast, jpeg, occlusion)}
+AUDIO: dict[str, Corruption] = {f.__name__: f for f in (white_noise, babble_noise, gain, time_shift)}
+ALL: dict[str, Corruption] = {**IMAGE, **AUDIO}

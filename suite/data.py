@@ -126,7 +126,8 @@ def parse_ppm_header(data: bytes) -> tuple[int, int, int, int]:
         ValueError: when the header is not `P6 <w> <h> <maxval>` followed by
             one whitespace byte.
     """
-    tokens, pos = [], 0
+    tokens: list[bytes] = []
+    pos = 0
     while len(tokens) < 4:
         while pos < len(data) and (data[pos : pos + 1].isspace() or data[pos : pos + 1] == b"#"):
             if data[pos : pos + 1] == b"#":  # A comment runs to the end of its line.

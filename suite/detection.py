@@ -1,23 +1,59 @@
-"""Shared detection pieces: box formats, COCO-style metrics, and loaders for the
-box formats people have (Pascal VOC XML, YOLO txt with data.yaml, COCO JSON).
+"""Shared detection pieces: box formats, COCO-style metrics, loaders for the
+box formats people have (Pascal VOC XML, YOLO txt with data.yaml, COCO JSON),
+and the YOLOv8 detector every detection task uses: its recipe values, build,
+losses, tf.data pipeline, in-graph detect function, evaluation loop and box
+drawing. A detection task keeps only what is its own (its loader, classes and
+anything it adds to the detections, such as machinery_proximity's hazard).
 
-The keras-cv detector lives behind `suite/kerascv.py`, the one file that
-imports keras-cv; nothing here needs it.
+keras-cv lives behind `suite/kerascv.py`, the one file that imports it; this
+module imports that adapter only inside the functions that build or run a
+detector, so commands that do not detect never load keras-cv.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import tensorflow as tf
 
+from suite.config import TrainRecipe
 from suite.data import IMAGE_SUFFIXES, DataReport, check_image_file, decode_image, hash_split, take
 from suite.errors import UserError
+
+if TYPE_CHECKING:
+    import keras
+
+
+@dataclasses.dataclass(frozen=True)
+class DetectionRecipe(TrainRecipe):
+    """Values every YOLOv8 detection task has; a task subclasses it and sets its own."""
+
+    epochs: int = 50  # YOLOv8 from scratch keeps improving for tens of epochs.
+    batch_size: int = 16
+    learning_rate: float = 2e-3  # AdamW peak, warmup, cosine decay.
+    warmup_epochs: int = 2  # Box losses spike early; a longer warmup keeps them stable.
+    clipnorm: float = 10.0  # keras-cv's YOLOv8 examples clip the global norm at 10.
+    early_stopping_patience: int = 10
+    image_size: int = 224  # Letterboxed input side.
+    widths: tuple[int, ...] = (16, 32, 64, 128)  # Backbone stages (~1M params with fpn_depth 1).
+    depths: tuple[int, ...] = (1, 1, 1, 1)  # C2f blocks per stage.
+    fpn_depth: int = 1
+    max_boxes: int = 16  # Padded boxes per training image.
+    confidence_threshold: float = 0.05  # Low, so AP sees the whole ranking; the export returns these too.
+    iou_threshold: float = 0.5  # NMS overlap (class-agnostic in keras-cv).
+    max_detections: int = 30
+    draw_threshold: float = 0.4  # Boxes counted and drawn by `suite predict`.
+    aug_scale: float = 0.3  # Random zoom 1 +- this, then a random crop or pad.
+    val_percent: int = 15  # Used only for sets without their own split.
+    test_percent: int = 15
+
 
 # COCO's object size bins, by box area in pixels of the original image.
 SIZES = {"small": (0, 32**2), "medium": (32**2, 96**2), "large": (96**2, float("inf"))}
@@ -230,12 +266,15 @@ def read_voc(xml_path: Path) -> tuple[tuple[int, int], list[tuple[str, list[floa
     """
     root = ET.parse(xml_path).getroot()
     size = root.find("size")
-    hw = (int(size.findtext("height")), int(size.findtext("width"))) if size is not None else (0, 0)
+    hw = (int(size.findtext("height") or 0), int(size.findtext("width") or 0)) if size is not None else (0, 0)
     objects = []
     for obj in root.iter("object"):
         box = obj.find("bndbox")
-        x1, y1, x2, y2 = (float(box.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax"))
-        objects.append((obj.findtext("name").strip(), [x1 - 1, y1 - 1, x2, y2]))
+        coords = [box.findtext(k) for k in ("xmin", "ymin", "xmax", "ymax")] if box is not None else []
+        if len(coords) != 4 or not all(coords):  # An object without a whole box has nothing to learn from.
+            continue
+        x1, y1, x2, y2 = (float(c or 0) for c in coords)
+        objects.append(((obj.findtext("name") or "").strip(), [x1 - 1, y1 - 1, x2, y2]))
     return hw, objects
 
 
@@ -496,3 +535,129 @@ def box_dataset(examples: Detections, size: int, max_boxes: int, training: bool,
         ds = ds.map(lambda x, b, c: zoom_and_flip(x, b, c, size, aug_scale), num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.map(lambda x, b, c: (x, {"boxes": b, "classes": c}))
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def dataset(examples: Detections, recipe: DetectionRecipe, training: bool, batch_size: int,
+            class_names: list[str]) -> tf.data.Dataset:
+    """A detection task's `dataset`: `box_dataset` sized by the recipe (flip and zoom when training)."""
+    return box_dataset(examples, recipe.image_size, recipe.max_boxes, training, batch_size, recipe.seed,
+                       recipe.aug_scale)
+
+
+# --- The YOLOv8 detector ---------------------------------------------------------------
+
+
+def build_model(recipe: DetectionRecipe, class_names: list[str]) -> keras.Model:
+    """A detection task's `build_model`: YOLOv8 (keras-cv) sized by the recipe; boxes xyxy in letterboxed pixels."""
+    from suite import kerascv  # Lazy: only commands that build or run a detector load keras-cv.
+
+    return kerascv.yolo_detector(len(class_names), recipe.widths, recipe.depths, recipe.fpn_depth,
+                                 recipe.iou_threshold, recipe.confidence_threshold, recipe.max_detections)
+
+
+def compile_args(recipe: DetectionRecipe) -> dict[str, Any]:
+    """A detection task's `compile_args`: YOLOv8's own losses."""
+    from suite import kerascv
+
+    return kerascv.yolo_compile_args()
+
+
+def detect_fn(model: keras.Model, recipe: DetectionRecipe, class_names: list[str]) -> Callable[[tf.Tensor], dict]:
+    """uint8 `[h, w, 3]` of any size -> boxes in its own pixels, scores, classes, names.
+
+    Returns:
+        A traceable function giving `boxes` (`[max_detections, 4]`, -1
+        padding), `scores`, `classes` (-1 padding), `class_names` and
+        `num_detections`, after letterboxing, YOLOv8 and NMS.
+    """
+    from suite import kerascv
+
+    names = tf.constant(list(class_names) + [""])
+
+    def detect(pixels):
+        x, scale, hw = letterbox(pixels, recipe.image_size)
+        out = kerascv.detect(model, x[None])
+        boxes = out["boxes"][0] / scale
+        boxes = tf.minimum(tf.maximum(boxes, 0.0), tf.stack([hw[1], hw[0], hw[1], hw[0]]))
+        classes = tf.cast(out["classes"][0], tf.int32)
+        n = tf.cast(out["num_detections"][0], tf.int32)
+        valid = tf.range(tf.shape(classes)[0]) < n
+        return {
+            "boxes": tf.where(valid[:, None], boxes, -1.0),
+            "scores": tf.where(valid, out["confidence"][0], 0.0),
+            "classes": tf.where(valid, classes, -1),
+            "class_names": tf.gather(names, tf.where(valid, classes, len(class_names))),
+            "num_detections": n,
+        }
+
+    return detect
+
+
+def detect_all(model: Any, examples: Detections, make_detect: Callable[[], Callable[[tf.Tensor], dict]],
+               keep: Callable[[dict, dict], None] | None = None) -> tuple[list, list]:
+    """Runs a detector over every example: the evaluation loop of the detection tasks.
+
+    Args:
+        model: a Keras model (run through `make_detect()`, traced once) or a
+            loaded export (its `serve_pixels`, the shipped graph).
+        examples: the examples to detect on.
+        make_detect: builds the task's detect function for a Keras model.
+        keep: called with `(outputs, extra)` per example (outputs as numpy),
+            for what a task reads beyond boxes.
+
+    Returns:
+        `truth` as `[(boxes, classes)]` and `predictions` as
+        `[(boxes, scores, classes)]`, per example, for `detection_metrics`.
+    """
+    import keras
+
+    detect = tf.function(make_detect(), reduce_retracing=True) if isinstance(model, keras.Model) \
+        else model.serve_pixels
+    truth, predictions = [], []
+    for i, (path, boxes, classes) in enumerate(zip(examples.paths, examples.boxes, examples.classes)):
+        out = detect(decode_image(tf.io.read_file(path)))
+        n = int(out["num_detections"])
+        predictions.append((out["boxes"].numpy()[:n], out["scores"].numpy()[:n], out["classes"].numpy()[:n]))
+        truth.append((boxes, classes))
+        if keep is not None:
+            keep(out, examples.extra[i] if examples.extra else {})
+    return truth, predictions
+
+
+def detection_outputs(loaded: Any, data: bytes) -> tuple[np.ndarray, np.ndarray, list[str], dict]:
+    """One image's bytes through an export's `serve_bytes`: boxes, scores and
+    class names of the detections (padding dropped), and the raw outputs."""
+    out = loaded.serve_bytes(tf.constant(data))
+    n = int(out["num_detections"])
+    names = [b.decode() for b in out["class_names"].numpy()[:n]]
+    return out["boxes"].numpy()[:n], out["scores"].numpy()[:n], names, out
+
+
+def draw_boxes(path: str | Path, out_path: Path, boxes: Sequence[tuple[list[float], str, tuple[int, int, int]]],
+               width: int = 3, banner: tuple[str, tuple[int, int, int]] | None = None) -> Path:
+    """Writes a copy of the image at `path` with labelled boxes drawn.
+
+    Args:
+        path: the input image.
+        out_path: where the drawn copy goes (its folder is created).
+        boxes: `(xyxy, label, outline colour)` per box to draw.
+        width: outline width in pixels.
+        banner: optional `(text, colour)` written in the top-left corner.
+
+    Returns:
+        `out_path`.
+    """
+    from PIL import Image, ImageDraw
+
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    with Image.open(path) as opened:
+        im = opened.convert("RGB")
+    d = ImageDraw.Draw(im)
+    for box, label, colour in boxes:
+        d.rectangle(list(box), outline=colour, width=width)
+        d.text((box[0] + width, box[1] + width - 1), label, fill=(255, 255, 0))
+    if banner is not None:
+        d.text((6, 4), banner[0], fill=banner[1])
+    im.save(out_path)
+    return out_path

@@ -9,13 +9,17 @@ import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keras
 import tensorflow as tf
 
 from suite.config import write_json
 from suite.errors import UserError
+
+if TYPE_CHECKING:
+    from suite.config import TrainRecipe
+    from suite.task import Task
 
 CARD = """# Model card: {task}, version {version}
 
@@ -52,9 +56,9 @@ def latest_export(root: Path) -> Path | None:
 
 
 def export(
-    task: Any,
+    task: Task[Any, Any],
     model: keras.Model,
-    recipe: Any,
+    recipe: TrainRecipe,
     class_names: Sequence[str],
     out_root: Path,
     card: dict,
@@ -81,7 +85,7 @@ def export(
     out_root.mkdir(parents=True, exist_ok=True)
     archive = keras.export.ExportArchive()
     archive.track(model)
-    endpoints = task.export_endpoints(model, recipe, class_names)
+    endpoints = task.export_endpoints(model, recipe, list(class_names))
     lines = []
     for name, (fn, signature) in endpoints.items():
         archive.add_endpoint(name, fn, signature)

@@ -21,7 +21,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -31,6 +31,10 @@ from suite.data import take
 from suite.errors import UserError
 from suite.export import load_export
 
+if TYPE_CHECKING:
+    from suite.config import TrainRecipe
+    from suite.task import Task
+
 SLICE_MIN = 5  # Slices with fewer examples are reported with their n but left out of "worst slice".
 
 
@@ -38,7 +42,7 @@ SLICE_MIN = 5  # Slices with fewer examples are reported with their n but left o
 class Entry:
     """One row: a task, the export to evaluate and the data whose test split is used."""
 
-    task: Any
+    task: Task[Any, Any]
     model: Path | None
     data: Path
     skipped: str = ""  # Why this row has no numbers.
@@ -87,7 +91,7 @@ def _numbers(metrics: dict) -> dict:
     return json.loads(json.dumps(metrics, default=float).replace("NaN", "null"))
 
 
-def evaluate_condition(task: Any, loaded: Any, examples: Any, recipe: Any, class_names: list[str],
+def evaluate_condition(task: Task[Any, Any], loaded: Any, examples: Any, recipe: TrainRecipe, class_names: list[str],
                        corruption: str | None, severity: int, out_dir: Path, seed: int = 0) -> tuple[dict, Corrupted]:
     """The task's own `evaluate` on the export, with one corruption applied.
 
@@ -143,8 +147,10 @@ def _size_bytes(path: Path) -> int:
 def run_entry(entry: Entry, report_dir: Path, limit: int, seed: int = 0, log: Callable = print) -> dict:
     """Every condition of one row (the clean one's plots and tables go to
     `report_dir`); returns the row for `matrix.json`."""
-    task = entry.task
-    loaded, meta = load_export(entry.model, task.name)
+    task, model = entry.task, entry.model
+    if model is None:
+        raise ValueError(f"Expected an entry with an export. Received: {task.name}, skipped ({entry.skipped}).")
+    loaded, meta = load_export(model, task.name)
     recipe = recipe_from_dict(type(task.recipes["default"]), meta["recipe"])
     data = task.load_data(entry.data, recipe)
     class_names = meta.get("class_names", data.class_names)
@@ -168,9 +174,9 @@ def run_entry(entry: Entry, report_dir: Path, limit: int, seed: int = 0, log: Ca
                 metrics, _ = evaluate_condition(task, loaded, test, recipe, class_names, name, severity,
                                                 Path(scratch), seed)
                 cell(f"{name}@{severity}", metrics, kind="corruption", corruption=name, severity=severity)
-        declared = task.slices(test, class_names) if task.slices else {}
-        for family, values in declared.items():
-            values = np.asarray(values)
+        declared = task.slices(test, recipe, class_names) if task.slices else {}  # The export's own recipe.
+        for family, listed in declared.items():
+            values = np.asarray(listed)
             for value in sorted(set(values.tolist())):
                 index = np.flatnonzero(values == value).tolist()
                 metrics, _ = evaluate_condition(task, loaded, take(test, index), recipe, class_names, None, 0,
@@ -185,7 +191,7 @@ def run_entry(entry: Entry, report_dir: Path, limit: int, seed: int = 0, log: Ca
         "test_examples": len(test), "test_split_size": len(data.splits["test"]),
         "skipped_files": len(data.report.skipped), "trained": meta.get("created", ""),
         "params": int(sum(int(np.prod(v.shape)) for v in variables)),
-        "size_mb": _size_bytes(entry.model) / 2**20, **_speed(loaded, proxy.used),
+        "size_mb": _size_bytes(model) / 2**20, **_speed(loaded, proxy.used),
         "seconds": seconds, "report_dir": str(task_dir), "cells": cells,
     }
 
@@ -305,7 +311,7 @@ def _heatmap(rows: list[dict], columns: list[str], path: Path) -> None:
     plt.close(fig)
 
 
-def model_card(row: dict, task: Any) -> str:
+def model_card(row: dict, task: Task[Any, Any]) -> str:
     """Intended use, data and its coverage, metrics by condition and slice, known limits."""
     cells = row["cells"]
     metric, better = row["primary_metric"], row["higher_is_better"]

@@ -59,8 +59,8 @@ def save_confusion(cm: Sequence[Sequence[int]], class_names: Sequence[str], out_
     matplotlib.use("Agg")  # No display on servers and CI.
     import matplotlib.pyplot as plt
 
-    cm = np.asarray(cm, dtype=float)
-    rows = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    counts = np.asarray(cm, dtype=float)
+    rows = counts / np.maximum(counts.sum(1, keepdims=True), 1)
     size = max(6, 0.22 * len(class_names))
     fig, ax = plt.subplots(figsize=(size, size))
     ax.imshow(rows, cmap="Blues", vmin=0, vmax=1)
@@ -189,7 +189,7 @@ def predict_lines(paths, check, endpoint, class_names: Sequence[str], expected: 
     """
     import tensorflow as tf
 
-    lines = []
+    lines: list[str] = []
     for path, data in usable_files(paths, check, expected, lines):
         p = endpoint(tf.constant([data]))["probabilities"].numpy()[0]
         top = np.argsort(p)[::-1][:2]
@@ -207,3 +207,16 @@ def usable_files(paths, check, expected: str, lines: list[str]):
             lines.append(f"{path}: skipped ({problem}); expected {expected}")
             continue
         yield path, Path(path).read_bytes()
+
+
+def refuse_drawing(out_dir: Path | None, task_name: str) -> None:
+    """For tasks whose `predict_files` writes nothing: a clear error when `--out` is given.
+
+    Raises:
+        UserError: when `out_dir` is not None.
+    """
+    if out_dir is not None:
+        from suite.errors import UserError
+
+        raise UserError(f"Expected --out only for tasks that write annotated files (detection). "
+                        f"Received: --out {out_dir} for {task_name}.")

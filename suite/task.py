@@ -8,15 +8,32 @@ and the trainer, exporter and CLI.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
+from suite.config import TrainRecipe
 from suite.data import DataReport
+
+if TYPE_CHECKING:
+    import keras
+    import tensorflow as tf
+
+# Each task has its own recipe class (a `TrainRecipe` subclass) and its own
+# examples type (whatever its loader returns per split); the contract is
+# generic in both, so a type checker holds every callable of one task to the
+# same two types.
+R = TypeVar("R", bound=TrainRecipe)
+E = TypeVar("E")
+R_contra = TypeVar("R_contra", bound=TrainRecipe, contravariant=True)
+E_contra = TypeVar("E_contra", contravariant=True)
+
+# What an export endpoint is: a traceable function and its input signature.
+Endpoints = dict[str, tuple[Callable[..., Any], list["tf.TensorSpec"]]]
 
 
 @dataclasses.dataclass
-class LoadedData:
+class LoadedData(Generic[E]):
     """What a task's loader returns.
 
     Args:
@@ -28,14 +45,77 @@ class LoadedData:
         layout: which on-disk layout was recognised, in words.
     """
 
-    splits: dict[str, Any]
+    splits: dict[str, E]
     class_names: list[str]
     report: DataReport
     layout: str
 
 
+# --- The callables a task provides (positional arguments, in this order) -------------
+
+
+class MakeData(Protocol):
+    """Writes a sample dataset of about `size` examples in the real dataset's own layout."""
+
+    def __call__(self, out_dir: Path, size: int, seed: int, /) -> None: ...
+
+
+class LoadData(Protocol[R_contra, E]):
+    """Reads the real layout (and the sample) from `data_dir`; raises `UserError` when
+    the folder holds no such layout."""
+
+    def __call__(self, data_dir: Path, recipe: R_contra, /) -> LoadedData[E]: ...
+
+
+class MakeDataset(Protocol[R_contra, E_contra]):
+    """Batched `(inputs, targets)`; `batch_size` is the global batch chosen by the trainer."""
+
+    def __call__(self, examples: E_contra, recipe: R_contra, training: bool, batch_size: int,
+                 class_names: list[str], /) -> tf.data.Dataset: ...
+
+
+class BuildModel(Protocol[R_contra]):
+    """The uncompiled Keras model for these classes."""
+
+    def __call__(self, recipe: R_contra, class_names: list[str], /) -> keras.Model: ...
+
+
+class CompileArgs(Protocol[R_contra]):
+    """`loss` and `metrics` (any `model.compile` keywords but the optimizer)."""
+
+    def __call__(self, recipe: R_contra, /) -> dict[str, Any]: ...
+
+
+class Evaluate(Protocol[R_contra, E_contra]):
+    """Metrics of a Keras model or a loaded export of this task; may write plots to `out_dir`."""
+
+    def __call__(self, model: Any, examples: E_contra, recipe: R_contra, class_names: list[str],
+                 out_dir: Path, /) -> dict[str, Any]: ...
+
+
+class ExportEndpoints(Protocol[R_contra]):
+    """Endpoint name to `(function, input_signature)`; the first is the default signature."""
+
+    def __call__(self, model: keras.Model, recipe: R_contra, class_names: list[str], /) -> Endpoints: ...
+
+
+class PredictFiles(Protocol[R_contra]):
+    """Readable lines for `suite predict`, from a loaded export and the recipe it was
+    exported with; with `out_dir`, tasks that draw write annotated copies there
+    (the others raise `UserError`)."""
+
+    def __call__(self, loaded: Any, paths: list[Path], recipe: R_contra, class_names: list[str],
+                 out_dir: Path | None, /) -> list[str]: ...
+
+
+class Slices(Protocol[R_contra, E_contra]):
+    """Family name to one value per example; the matrix evaluates each value's subset."""
+
+    def __call__(self, examples: E_contra, recipe: R_contra, class_names: list[str], /) -> dict[str, list[str]]: ...
+
+
 @dataclasses.dataclass(frozen=True)
-class Task:
+class Task(Generic[R, E]):
     """A use case the suite can train, evaluate and export by name.
 
     Args:
@@ -54,29 +134,33 @@ class Task:
         smoke_size: examples the generator writes for smoke runs and tests.
         smoke_floor: a `primary_metric` value the smoke recipe beats on
             `smoke_size` generated examples; the tests hold it to that.
-        make_data: `(out_dir, size, seed) -> None`; writes a sample dataset in
-            the real dataset's own layout.
-        load_data: `(data_dir, recipe) -> LoadedData`; reads the real layout
-            and raises `UserError` when the folder holds no such layout.
-        dataset: `(examples, recipe, training, batch_size, class_names) ->
-            tf.data.Dataset` of batched `(inputs, targets)`; `batch_size` is
-            the global batch (per-replica batch x replicas), chosen by the
-            trainer; targets index `class_names`.
-        build_model: `(recipe, class_names) -> keras.Model`, uncompiled.
-        compile_args: `(recipe) -> dict` of `loss` and `metrics` for
-            `model.compile`; called inside the strategy scope.
-        evaluate: `(model, examples, recipe, class_names, out_dir) -> dict`;
-            `model` is a Keras model or a loaded SavedModel of this task;
-            may write plots and tables to `out_dir`.
-        export_endpoints: `(model, recipe, class_names) -> dict` of endpoint
-            name to `(tf_function, input_signature)`; the first is the default
+        make_data: `MakeData`: `(out_dir, size, seed) -> None`; writes a
+            sample dataset in the real dataset's own layout.
+        load_data: `LoadData`: `(data_dir, recipe) -> LoadedData`; reads the
+            real layout and raises `UserError` when the folder holds no such
+            layout.
+        dataset: `MakeDataset`: `(examples, recipe, training, batch_size,
+            class_names) -> tf.data.Dataset` of batched `(inputs, targets)`;
+            `batch_size` is the global batch (per-replica batch x replicas),
+            chosen by the trainer; targets index `class_names`.
+        build_model: `BuildModel`: `(recipe, class_names) -> keras.Model`,
+            uncompiled.
+        compile_args: `CompileArgs`: `(recipe) -> dict` of `loss` and
+            `metrics` for `model.compile`; called inside the strategy scope.
+        evaluate: `Evaluate`: `(model, examples, recipe, class_names,
+            out_dir) -> dict`; `model` is a Keras model or a loaded SavedModel
+            of this task; may write plots and tables to `out_dir`.
+        export_endpoints: `ExportEndpoints`: `(model, recipe, class_names) ->
+            {name: (function, input_signature)}`; the first is the default
             serving signature. Pre- and postprocessing live inside them.
-        predict_files: `(loaded_savedmodel, paths, class_names) -> list[str]`;
-            readable predictions for `suite predict`.
+        predict_files: `PredictFiles`: `(loaded_savedmodel, paths, recipe,
+            class_names, out_dir) -> list[str]`; readable predictions for
+            `suite predict`, with the recipe the export was made with.
         corruptions: names in `suite.corruptions.ALL` the evaluation matrix
             applies to what this task's export receives. Defaults to none.
-        slices: `(examples, class_names) -> {family: [value per example]}`;
-            the matrix evaluates each value's subset. Defaults to none.
+        slices: `Slices`: `(examples, recipe, class_names) -> {family: [value
+            per example]}`; the matrix evaluates each value's subset, with the
+            export's recipe. Defaults to none.
         known_limits: what the data and model do not cover, for the model
             card. Defaults to none.
     """
@@ -85,26 +169,26 @@ class Task:
     summary: str
     data_format: str
     model_summary: str
-    recipes: Mapping[str, Any]
+    recipes: Mapping[str, R]
     primary_metric: str
     higher_is_better: bool
     monitor: str
     sample_size: int
     smoke_size: int
     smoke_floor: float
-    make_data: Callable[[Path, int, int], None]
-    load_data: Callable[[Path, Any], LoadedData]
-    dataset: Callable[..., Any]
-    build_model: Callable[[Any, Sequence[str]], Any]
-    compile_args: Callable[[Any], dict]
-    evaluate: Callable[..., dict]
-    export_endpoints: Callable[..., dict]
-    predict_files: Callable[..., list[str]]
+    make_data: MakeData
+    load_data: LoadData[R, E]
+    dataset: MakeDataset[R, E]
+    build_model: BuildModel[R]
+    compile_args: CompileArgs[R]
+    evaluate: Evaluate[R, E]
+    export_endpoints: ExportEndpoints[R]
+    predict_files: PredictFiles[R]
     corruptions: tuple[str, ...] = ()
-    slices: Callable[..., dict[str, Sequence[str]]] | None = None
+    slices: Slices[R, E] | None = None
     known_limits: tuple[str, ...] = ()
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         missing = {"default", "smoke"} - set(self.recipes)
         if missing:
             raise ValueError(

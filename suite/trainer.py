@@ -16,12 +16,15 @@ import os
 import sys
 from pathlib import Path
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keras
 import tensorflow as tf
 
 from suite.config import TrainRecipe, library_versions, write_json
+
+if TYPE_CHECKING:
+    from suite.task import LoadedData, Task
 
 
 def make_strategy(name: str = "auto") -> tf.distribute.Strategy:
@@ -97,7 +100,7 @@ def best_so_far(history: Path, monitor: str, mode: str) -> float | None:
     return max(values) if mode == "max" else min(values)
 
 
-def write_run_config(run_dir: Path, task: Any, recipe: TrainRecipe, data: Any, facts: dict) -> None:
+def write_run_config(run_dir: Path, task: Task[Any, Any], recipe: TrainRecipe, data: LoadedData[Any], facts: dict) -> None:
     """Writes `config.json` (recipe, library versions, command, `facts`) and
     `data_report.json` into `run_dir`, creating it."""
     run_dir = Path(run_dir)
@@ -117,9 +120,9 @@ def write_run_config(run_dir: Path, task: Any, recipe: TrainRecipe, data: Any, f
 
 
 def train(
-    task: Any,
+    task: Task[Any, Any],
     recipe: TrainRecipe,
-    data: Any,
+    data: LoadedData[Any],
     run_dir: Path,
     *,
     strategy: str = "auto",

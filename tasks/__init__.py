@@ -3,9 +3,12 @@
 A new task is one new module ending in `TASK = Task(...)` plus one line here.
 """
 
+from typing import Any
+
+from suite.task import Task
 from tasks import cell_microscopy, machinery_proximity, pedestrians, speech_commands, traffic_signs
 
-TASKS = {
+TASKS: dict[str, Task[Any, Any]] = {
     "traffic_signs": traffic_signs.TASK,
     "speech_commands": speech_commands.TASK,
     "cell_microscopy": cell_microscopy.TASK,

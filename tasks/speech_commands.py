@@ -25,7 +25,6 @@ Commands layout.
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
 import hashlib
 import math
@@ -39,12 +38,19 @@ import numpy as np
 import tensorflow as tf
 
 from suite import corruptions
-from suite.audio import SAMPLE_RATE, check_wav_file, decode_wav, fit_length, resample, write_wav
+from suite.audio import SAMPLE_RATE, SpecAugment, check_wav_file, colored_noise, decode_wav, fit_length, log_mel
 from suite.config import TrainRecipe
 from suite.data import DataReport, pipeline
 from suite.errors import UserError
-from suite.metrics import classification_compile_args, classifier_outputs, evaluate_classifier, predict_lines
+from suite.metrics import (
+    classification_compile_args,
+    classifier_outputs,
+    evaluate_classifier,
+    predict_lines,
+    refuse_drawing,
+)
 from suite.task import LoadedData, Task
+from tasks import samples
 
 
 @dataclasses.dataclass(frozen=True)
@@ -200,16 +206,16 @@ def _load_speech_commands(data_dir: Path, folders: dict, recipe: Recipe, report:
         if (data_dir / name).exists():
             for line in (data_dir / name).read_text().split():
                 lists[line.strip()] = split
-    rows = {"train": [], "val": [], "test": []}
-    unknown = {"train": [], "val": [], "test": []}
+    rows: dict[str, list[tuple]] = {"train": [], "val": [], "test": []}
+    unknown: dict[str, list[tuple]] = {"train": [], "val": [], "test": []}
     everything = []
     for name, folder in sorted(folders.items()):
         if name.startswith("_"):
             continue
         for path in _usable(sorted(folder.glob("*.wav")), report):
             rel = f"{name}/{path.name}"
-            split = lists.get(rel) if lists else which_set(path.name, recipe.val_percent, recipe.test_percent)
-            split = split or "train"
+            listed = lists.get(rel) if lists else which_set(path.name, recipe.val_percent, recipe.test_percent)
+            split = listed or "train"
             row = (str(path), -1, name if name in recipe.words else UNKNOWN, _speaker(path.stem, False))
             (rows if name in recipe.words else unknown)[split].append(row)
             everything.append(row)
@@ -249,7 +255,7 @@ def _noise_bank(examples: Clips) -> tuple[tf.Tensor, dict[str, int]]:
     files = sorted({p for p, o in zip(examples.paths, examples.offsets) if o >= 0})
     if not files:
         rng = np.random.default_rng(0)
-        noise = np.concatenate([_colored_noise(rng, 10 * SAMPLE_RATE, e) for e in (0.0, 1.0, 2.0)])
+        noise = np.concatenate([colored_noise(rng, 10 * SAMPLE_RATE, e) for e in (0.0, 1.0, 2.0)])
         return tf.constant(noise, tf.float32), {}
     parts = [decode_wav(tf.io.read_file(f), length=None) for f in files]
     starts = np.cumsum([0] + [int(p.shape[0]) for p in parts[:-1]])
@@ -298,264 +304,16 @@ def dataset(examples: Clips, recipe: Recipe, training: bool, batch_size: int, cl
     return pipeline(ds, decode, training=training, batch_size=batch_size, seed=recipe.seed, augment=augment)
 
 
-# --- Sample data: synthesized speech ------------------------------------------
-
-AUX_WORDS = ["bed", "bird", "cat", "dog", "happy", "house", "marvin", "sheila", "tree", "wow",
-             "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
-LANGUAGES = ["en", "en-us", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-gb-x-gbclan", "en-gb-x-gbcwmd"]
-VARIANTS = ["m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5", "klatt", "klatt2",
-            "klatt3", "croak", "whisper", "Alex", "Andy", "Annie", "Denis", "Gene", "Jacky", "Lee",
-            "Mario", "Michael", "Mike", "Storm", "adam", "anika", "aunty", "belinda", "benjamin",
-            "boris", "caleb", "david", "ed", "edward", "grandma", "grandpa", "ian", "john", "linda",
-            "max", "michel", "norbert", "quincy", "rob", "robert", "steph", "travis", "victor", "zac"]
-
-
-class Espeak:
-    """A minimal ctypes binding to the libespeak-ng shipped by `espeakng-loader`."""
-
-    _instance = None
-
-    def __init__(self):
-        try:
-            import espeakng_loader
-        except ImportError as e:
-            raise UserError("Expected the package espeakng-loader (pip install espeakng-loader). "
-                            "Received: ImportError") from e
-        self.lib = ctypes.CDLL(espeakng_loader.get_library_path())
-        self.chunks: list[np.ndarray] = []
-
-        @ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
-        def callback(wav, n, events):
-            if n > 0:
-                self.chunks.append(np.ctypeslib.as_array(wav, shape=(n,)).copy())
-            return 0
-
-        self._callback = callback  # Keep a reference: C holds only a pointer.
-        self.lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
-        synchronous = 2  # AUDIO_OUTPUT_SYNCHRONOUS
-        self.rate = self.lib.espeak_Initialize(synchronous, 0, espeakng_loader.get_data_path().encode(), 0)
-        if self.rate <= 0:
-            raise RuntimeError("espeak-ng failed to initialise")
-        self.lib.espeak_SetSynthCallback(callback)
-
-    @classmethod
-    def get(cls) -> Espeak:
-        if cls._instance is None:
-            cls._instance = Espeak()
-        return cls._instance
-
-    def say(self, text: str, voice: str, rate: int, pitch: int, pitch_range: int) -> np.ndarray:
-        """Float samples at `self.rate` (22,050 Hz)."""
-        if self.lib.espeak_SetVoiceByName(voice.encode()) != 0:
-            raise ValueError(f"espeak-ng has no voice {voice!r}")
-        for param, value in ((1, rate), (3, pitch), (4, pitch_range)):  # RATE, PITCH, RANGE
-            self.lib.espeak_SetParameter(param, int(value), 0)
-        self.chunks = []
-        data = text.encode()
-        self.lib.espeak_Synth(data, len(data) + 1, 0, 0, 0, 1, None, None)  # espeakCHARS_UTF8
-        self.lib.espeak_Synchronize()
-        audio = np.concatenate(self.chunks) if self.chunks else np.zeros(1, np.int16)
-        return audio.astype(np.float32) / 32768.0
-
-
-def _to_16k(x: np.ndarray, rate: int) -> np.ndarray:
-    """The loader's own band-limited resampler, so generated and read audio match."""
-    return resample(tf.constant(x, tf.float32), rate).numpy()
-
-
-def _colored_noise(rng: np.random.Generator, n: int, exponent: float) -> np.ndarray:
-    """Noise with power ~ 1/f**exponent (0 white, 1 pink, 2 brown), unit RMS."""
-    spectrum = rng.normal(size=n // 2 + 1) + 1j * rng.normal(size=n // 2 + 1)
-    f = np.arange(n // 2 + 1, dtype=np.float64)
-    f[0] = 1.0
-    x = np.fft.irfft(spectrum / f ** (exponent / 2), n)
-    return (x / (x.std() + 1e-12)).astype(np.float32)
-
-
-def _hum(rng: np.random.Generator, n: int) -> np.ndarray:
-    t = np.arange(n) / SAMPLE_RATE
-    base = rng.choice([50.0, 60.0])
-    x = sum(rng.uniform(0.2, 1) / k * np.sin(2 * np.pi * base * k * t + rng.uniform(0, 6)) for k in range(1, 8))
-    x = x + 0.3 * _colored_noise(rng, n, 1.0)
-    return (x / x.std()).astype(np.float32)
-
-
-def _babble(rng: np.random.Generator, n: int, talkers: int = 6) -> np.ndarray:
-    """Overlapped synthesized sentences: a cafeteria in a few lines."""
-    words = AUX_WORDS + ["the", "weather", "meeting", "tomorrow", "coffee", "please", "really", "maybe"]
-    out = np.zeros(n, np.float32)
-    tts = Espeak.get()
-    for _ in range(talkers):
-        pos = int(rng.integers(0, SAMPLE_RATE))
-        while pos < n:
-            text = " ".join(rng.choice(words, 8))
-            voice = f"{rng.choice(LANGUAGES)}+{rng.choice(VARIANTS)}"
-            s = _to_16k(tts.say(text, voice, int(rng.integers(140, 220)), int(rng.integers(20, 80)), 50), tts.rate)
-            end = min(n, pos + len(s))
-            out[pos:end] += s[: end - pos]
-            pos = end + int(rng.integers(0, SAMPLE_RATE // 2))
-    return out / (out.std() + 1e-12)
-
-
-def _room(rng: np.random.Generator, n: int) -> np.ndarray:
-    kind = rng.integers(4)
-    if kind == 3:
-        return _hum(rng, n)
-    return _colored_noise(rng, n, float(kind))
-
-
-def make_data(out_dir: Path, size: int, seed: int) -> None:
-    """Writes about `size` 1 s clips of synthesized speech in the Speech Commands layout.
-
-    Each speaker is one espeak-ng voice configuration (language, variant, base
-    rate and pitch) and says each of the ten words once plus three other
-    words (for `_unknown_`); its file names hash that configuration, so the
-    split lists keep speakers apart as the real dataset does.
-    """
-    out_dir = Path(out_dir)
-    rng = np.random.default_rng(seed)
-    tts = Espeak.get()
-    words = list(RECIPES["default"].words)
-    per_speaker = len(words) + 3
-    speakers = max(4, math.ceil(size / per_speaker))
-    noise_dir = out_dir / NOISE_DIR
-    noise_dir.mkdir(parents=True, exist_ok=True)
-    bank = {
-        "white_noise.wav": _colored_noise(rng, 30 * SAMPLE_RATE, 0.0),
-        "pink_noise.wav": _colored_noise(rng, 30 * SAMPLE_RATE, 1.0),
-        "brown_noise.wav": _colored_noise(rng, 30 * SAMPLE_RATE, 2.0),
-        "hum.wav": _hum(rng, 30 * SAMPLE_RATE),
-        "babble.wav": _babble(rng, 30 * SAMPLE_RATE),
-    }
-    for name, x in bank.items():
-        write_wav(noise_dir / name, 0.3 * x / np.abs(x).max())
-    val, test = [], []
-    for s in range(speakers):
-        language, variant = rng.choice(LANGUAGES), rng.choice(VARIANTS)
-        base_rate, base_pitch = int(rng.integers(110, 230)), int(rng.integers(15, 85))
-        voice = f"{language}+{variant}"
-        speaker = hashlib.sha1(f"{voice}/{base_rate}/{base_pitch}/{seed}/{s}".encode()).hexdigest()[:8]
-        said = words + list(rng.choice(AUX_WORDS, 3, replace=False))
-        for k, word in enumerate(said):
-            speech = tts.say(word, voice, base_rate + int(rng.integers(-20, 21)),
-                             base_pitch + int(rng.integers(-8, 9)), int(rng.integers(20, 90)))
-            speech = _to_16k(speech, tts.rate)[:SAMPLE_RATE]
-            speech = speech / (np.abs(speech).max() + 1e-9) * rng.uniform(0.2, 0.9)
-            clip = np.zeros(SAMPLE_RATE, np.float32)
-            onset = int(rng.integers(0, SAMPLE_RATE - len(speech) + 1))
-            clip[onset : onset + len(speech)] = speech
-            if rng.random() < 0.3:  # A small room: exponentially decaying reflections.
-                length = int(SAMPLE_RATE * rng.uniform(0.05, 0.2))
-                ir = rng.normal(size=length) * np.exp(-np.linspace(0, 7, length))
-                ir[0] = 1.0
-                clip = np.convolve(clip, ir * 0.3)[:SAMPLE_RATE].astype(np.float32)
-            noise = _room(rng, SAMPLE_RATE)
-            snr = rng.uniform(10, 40)
-            clip = clip + noise * np.sqrt(np.mean(clip**2) + 1e-12) * 10 ** (-snr / 20)
-            folder = out_dir / word
-            folder.mkdir(exist_ok=True)
-            name = f"{speaker}_nohash_{k if word not in words else 0}.wav"
-            write_wav(folder / name, clip)
-            split = which_set(name, 10, 10)
-            if split != "train":
-                (val if split == "val" else test).append(f"{word}/{name}")
-    (out_dir / "validation_list.txt").write_text("".join(f"{p}\n" for p in sorted(val)))
-    (out_dir / "testing_list.txt").write_text("".join(f"{p}\n" for p in sorted(test)))
-
-
 # === Model ===
-
-
-@keras.saving.register_keras_serializable(package="suite")
-class Decibels(keras.layers.Layer):
-    """Log-mel in dB relative to each example's peak, floored at `-top_db`,
-    with each band's mean over time removed.
-
-    Per example, unlike Keras' `power_to_db` (which floors at the whole
-    batch's peak). Floor and mean removal keep digital silence (zero padding,
-    the empty upper bands of 8 kHz recordings) close to the quiet noise the
-    model sees in training, instead of a -100 dB cliff it never saw.
-
-    Args:
-        top_db: dynamic range kept below the peak. Defaults to 60.
-    """
-
-    def __init__(self, top_db: float = 60.0, **kwargs):
-        super().__init__(**kwargs)
-        self.top_db = top_db
-
-    def call(self, x):  # x: power, [batch, mel, time].
-        db = 10.0 * keras.ops.log10(keras.ops.maximum(x, 1e-10))
-        peak = keras.ops.max(db, axis=(1, 2), keepdims=True)
-        db = keras.ops.maximum(db - peak, -self.top_db)
-        # Per-band mean over time (cepstral mean normalisation): bands a
-        # recording lacks (8 kHz sets) read ~0 with or without training noise.
-        return db - keras.ops.mean(db, axis=2, keepdims=True)
-
-    def get_config(self):
-        return {**super().get_config(), "top_db": self.top_db}
-
-
-@keras.saving.register_keras_serializable(package="suite")
-class SpecAugment(keras.layers.Layer):
-    """Time and frequency masking (Park et al. 2019), in training only.
-
-    Args:
-        time_masks: masks along time per example.
-        time_width: largest time mask, in frames.
-        freq_masks: masks along frequency per example.
-        freq_width: largest frequency mask, in bins.
-        seed: optional seed.
-    """
-
-    def __init__(self, time_masks=2, time_width=10, freq_masks=2, freq_width=5, seed=None, **kwargs):
-        super().__init__(**kwargs)
-        self.time_masks, self.time_width = time_masks, time_width
-        self.freq_masks, self.freq_width = freq_masks, freq_width
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
-
-    def _mask(self, batch, size, count, width):
-        keep = tf.ones([batch, size])
-        positions = tf.range(size, dtype=tf.float32)[None, :]
-        for _ in range(count):
-            w = keras.random.uniform([batch, 1], 0, width + 1, seed=self.seed_generator)
-            start = keras.random.uniform([batch, 1], 0, 1, seed=self.seed_generator) * (size - w)
-            keep *= 1.0 - tf.cast((positions >= start) & (positions < start + tf.floor(w)), tf.float32)
-        return keep
-
-    def call(self, x, training=None):
-        if not training:
-            return x
-        shape = tf.shape(x)  # [batch, time, freq, 1]
-        t = self._mask(shape[0], x.shape[1], self.time_masks, self.time_width)
-        f = self._mask(shape[0], x.shape[2], self.freq_masks, self.freq_width)
-        return x * t[:, :, None, None] * f[:, None, :, None]
-
-    def get_config(self):
-        return {**super().get_config(), "time_masks": self.time_masks, "time_width": self.time_width,
-                "freq_masks": self.freq_masks, "freq_width": self.freq_width, "seed": self.seed}
 
 
 def build_model(recipe: Recipe, class_names: list[str]) -> keras.Model:
     """DS-CNN (Zhang et al. 2017) with a log-mel front end: raw waveform in."""
     waveform = keras.Input((SAMPLE_RATE,), name="waveform")
-    # 25 ms windows every 10 ms. Decibels come from our own layer: Keras'
-    # power_to_db floors at the whole batch's maximum, so a clip's features
-    # would depend on what else is in its batch.
-    x = keras.layers.MelSpectrogram(
-        fft_length=512, sequence_length=400, sequence_stride=160, sampling_rate=SAMPLE_RATE,
-        num_mel_bins=recipe.mel_bins, min_freq=20.0, max_freq=7600.0, power_to_db=False,
-    )(waveform)
-    x = Decibels(recipe.top_db)(x)
-    x = keras.layers.Permute((2, 1))(x)  # [time, mel]
-    x = keras.layers.Reshape((-1, recipe.mel_bins, 1))(x)
-    # Fixed scaling, not BatchNorm: the features are already normalised per
-    # clip, and moving statistics lag badly on small sets (FSDD collapsed to one
-    # class at inference with them).
-    x = keras.layers.Rescaling(1 / 20, name="input_norm")(x)
+    x = log_mel(waveform, recipe.mel_bins, recipe.top_db)  # [time, mel, 1], normalised per clip.
     x = SpecAugment(recipe.time_masks, recipe.time_mask_frames, recipe.freq_masks, recipe.freq_mask_bins,
                     seed=recipe.seed)(x)
+
     def bn_relu(x):  # Momentum 0.9: moving statistics settle in tens of steps, not hundreds.
         return keras.layers.ReLU()(keras.layers.BatchNormalization(momentum=0.9)(x))
 
@@ -589,7 +347,7 @@ def evaluate(model, examples: Clips, recipe: Recipe, class_names: list[str], out
     return metrics
 
 
-def slices(examples: Clips, class_names: list[str]) -> dict[str, list[str]]:
+def slices(examples: Clips, recipe: Recipe, class_names: list[str]) -> dict[str, list[str]]:
     """For the evaluation matrix: keyword vs unknown vs silence, and the eight
     most frequent test speakers (the rest together)."""
     kind = [label if label in (SILENCE, UNKNOWN) else "keyword" for label in examples.labels]
@@ -618,8 +376,10 @@ def export_endpoints(model: keras.Model, recipe: Recipe, class_names: list[str])
     }
 
 
-def predict_files(loaded, paths: list[Path], class_names: list[str]) -> list[str]:
+def predict_files(loaded, paths: list[Path], recipe: Recipe, class_names: list[str],
+                  out_dir: Path | None = None) -> list[str]:
     """`file: label (class id) probability | next: runner-up`, one line per file."""
+    refuse_drawing(out_dir, "speech_commands")
     return predict_lines(paths, check_wav_file, loaded.serve_wav, class_names, "a 16-bit PCM WAV")
 
 
@@ -636,7 +396,7 @@ TASK = Task(
     sample_size=5000,
     smoke_size=650,
     smoke_floor=0.3,  # 12 balanced classes (chance ~0.08); the smoke recipe reaches ~0.45-0.55.
-    make_data=make_data,
+    make_data=samples.writer("speech_commands"),  # Generator: tasks/samples/speech_commands.py.
     load_data=load_data,
     dataset=dataset,
     build_model=build_model,

@@ -24,21 +24,26 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import math
 import zlib
 from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
-from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from suite import corruptions
 from suite.config import TrainRecipe
 from suite.data import DataReport, check_image_file, decode_image, pipeline, resize
 from suite.errors import UserError
-from suite.metrics import classification_compile_args, classifier_outputs, evaluate_classifier, predict_lines
+from suite.metrics import (
+    classification_compile_args,
+    classifier_outputs,
+    evaluate_classifier,
+    predict_lines,
+    refuse_drawing,
+)
 from suite.task import LoadedData, Task
+from tasks import samples
 
 
 @dataclasses.dataclass(frozen=True)
@@ -287,339 +292,6 @@ def dataset(
     return pipeline(ds, decode, training=training, batch_size=batch_size, seed=recipe.seed, augment=augment)
 
 
-# --- Sample data: procedural GTSRB-like signs ---------------------------------
-# Each sign is drawn at 128 px on a transparent canvas (plate + pictogram),
-# then placed into cluttered scenes under random perspective, rotation, scale,
-# lighting, blur, noise and occlusion, with a GTSRB-like ~10% border.
-
-RED, BLUE, YELLOW, BLACK, WHITE, GREY = (200, 20, 30), (20, 70, 170), (250, 190, 20), (20, 20, 20), (245, 245, 240), (120, 120, 120)
-S = 128  # Sign canvas size.
-
-
-def _font(size: int) -> ImageFont.FreeTypeFont:
-    return ImageFont.load_default(size=size)
-
-
-def _arrow(d: ImageDraw.ImageDraw, pts: list, width: int, fill, head: int = 16) -> None:
-    """A polyline with a triangular head at its last point."""
-    d.line(pts, fill=fill, width=width, joint="curve")
-    (x0, y0), (x1, y1) = pts[-2], pts[-1]
-    a = math.atan2(y1 - y0, x1 - x0)
-    tip = (x1 + head * 0.6 * math.cos(a), y1 + head * 0.6 * math.sin(a))
-    left = (x1 + head * math.cos(a + 2.4), y1 + head * math.sin(a + 2.4))
-    right = (x1 + head * math.cos(a - 2.4), y1 + head * math.sin(a - 2.4))
-    d.polygon([tip, left, right], fill=fill)
-
-
-def _car(d, x, y, w, fill):
-    h = w * 0.55
-    d.rounded_rectangle([x, y + h * 0.35, x + w, y + h], radius=w * 0.1, fill=fill)
-    d.polygon([(x + w * 0.18, y + h * 0.4), (x + w * 0.3, y), (x + w * 0.72, y), (x + w * 0.85, y + h * 0.4)], fill=fill)
-    for cx in (x + w * 0.25, x + w * 0.75):
-        d.ellipse([cx - w * 0.1, y + h * 0.85, cx + w * 0.1, y + h * 1.05], fill=fill)
-
-
-def _truck(d, x, y, w, fill):
-    h = w * 0.6
-    d.rectangle([x, y, x + w * 0.68, y + h * 0.8], fill=fill)
-    d.polygon([(x + w * 0.72, y + h * 0.25), (x + w * 0.9, y + h * 0.25), (x + w, y + h * 0.5), (x + w, y + h * 0.8), (x + w * 0.72, y + h * 0.8)], fill=fill)
-    for cx in (x + w * 0.18, x + w * 0.5, x + w * 0.85):
-        d.ellipse([cx - w * 0.08, y + h * 0.75, cx + w * 0.08, y + h * 0.95], fill=fill)
-
-
-def _person(d, x, y, h, fill, stride=0.25):
-    """A walking figure, head at (x, y), height h."""
-    r = h * 0.1
-    d.ellipse([x - r, y - r, x + r, y + r], fill=fill)
-    hip = (x, y + h * 0.55)
-    w = max(2, int(h * 0.09))
-    d.line([(x, y + r), hip], fill=fill, width=w + 2)
-    d.line([hip, (x - h * stride, y + h)], fill=fill, width=w)
-    d.line([hip, (x + h * stride, y + h)], fill=fill, width=w)
-    d.line([(x, y + h * 0.25), (x - h * 0.22, y + h * 0.45)], fill=fill, width=w)
-    d.line([(x, y + h * 0.25), (x + h * 0.2, y + h * 0.5)], fill=fill, width=w)
-
-
-def _pictogram(d: ImageDraw.ImageDraw, kind: str, color) -> None:
-    """Draws the pictogram `kind` centred on the 128 px canvas."""
-    c = S / 2
-    if kind.startswith("text:"):
-        text = kind[5:]
-        size = 50 if len(text) == 2 else 38
-        d.text((c, c + 2), text, fill=color, font=_font(size), anchor="mm", stroke_width=2, stroke_fill=color)
-    elif kind == "end80":
-        d.text((c, c + 2), "80", fill=GREY, font=_font(48), anchor="mm", stroke_width=2, stroke_fill=GREY)
-        for k in (-8, 0, 8):
-            d.line([(30 + k, 98 + k), (98 + k, 30 + k)], fill=(70, 70, 70), width=3)
-    elif kind in ("no_passing", "end_no_passing"):
-        left = RED if kind == "no_passing" else GREY
-        _car(d, 30, 50, 32, left)
-        _car(d, 66, 50, 32, BLACK if kind == "no_passing" else GREY)
-    elif kind in ("no_passing_trucks", "end_no_passing_trucks"):
-        _truck(d, 26, 50, 38, RED if kind == "no_passing_trucks" else GREY)
-        _car(d, 68, 52, 32, BLACK if kind == "no_passing_trucks" else GREY)
-    elif kind == "truck":
-        _truck(d, 34, 46, 60, BLACK)
-    elif kind == "crossroads":
-        d.line([(c, 50), (c, 104)], fill=BLACK, width=10)
-        d.line([(c - 22, 80), (c + 22, 80)], fill=BLACK, width=5)
-    elif kind == "exclamation":
-        d.line([(c, 52), (c, 88)], fill=BLACK, width=10)
-        d.ellipse([c - 6, 94, c + 6, 106], fill=BLACK)
-    elif kind in ("curve_left", "curve_right"):
-        s = -1 if kind == "curve_left" else 1
-        _arrow(d, [(c - 8 * s, 104), (c - 8 * s, 84), (c - 2 * s, 70), (c + 14 * s, 60)], 8, BLACK, 14)
-    elif kind == "double_curve":
-        d.line([(c + 8, 106), (c + 8, 94), (c - 10, 80), (c - 10, 70), (c + 6, 58)], fill=BLACK, width=8, joint="curve")
-        _arrow(d, [(c - 10, 70), (c + 6, 56)], 8, BLACK, 12)
-    elif kind == "bumpy":
-        d.chord([34, 74, 64, 110], 180, 360, fill=BLACK)
-        d.chord([64, 74, 94, 110], 180, 360, fill=BLACK)
-        d.rectangle([32, 92, 96, 98], fill=BLACK)
-    elif kind == "slippery":
-        _car(d, 44, 52, 40, BLACK)
-        for k in (0, 1):
-            x = 50 + k * 22
-            d.line([(x, 104), (x + 6, 96), (x - 2, 90), (x + 6, 82)], fill=BLACK, width=3)
-    elif kind == "narrows_right":
-        d.line([(c - 14, 106), (c - 14, 58)], fill=BLACK, width=7)
-        d.line([(c + 16, 106), (c + 16, 86), (c + 4, 74), (c + 4, 58)], fill=BLACK, width=7)
-    elif kind == "road_work":
-        _person(d, c - 6, 62, 40, BLACK, 0.2)
-        d.line([(c + 2, 84), (c + 18, 102)], fill=BLACK, width=4)
-        d.polygon([(c + 8, 106), (c + 32, 106), (c + 22, 94)], fill=BLACK)
-    elif kind == "signals":
-        d.rectangle([c - 11, 50, c + 11, 108], fill=BLACK)
-        for k, col in enumerate((RED, YELLOW, (20, 160, 60))):
-            d.ellipse([c - 7, 54 + 18 * k, c + 7, 68 + 18 * k], fill=col)
-    elif kind == "pedestrian":
-        _person(d, c, 58, 46, BLACK)
-    elif kind == "children":
-        _person(d, c - 10, 62, 40, BLACK, 0.2)
-        _person(d, c + 14, 72, 30, BLACK, 0.2)
-    elif kind == "bicycle":
-        for x in (c - 18, c + 18):
-            d.ellipse([x - 13, 78, x + 13, 104], outline=BLACK, width=4)
-        d.line([(c - 18, 91), (c - 4, 76), (c + 10, 76), (c + 18, 91), (c - 4, 76)], fill=BLACK, width=4)
-        d.line([(c - 4, 76), (c + 2, 91)], fill=BLACK, width=4)
-        d.ellipse([c + 2, 58, c + 12, 68], fill=BLACK)
-    elif kind == "snow":
-        for k in range(3):
-            a = k * math.pi / 3
-            dx, dy = 22 * math.cos(a), 22 * math.sin(a)
-            d.line([(c - dx, 82 - dy), (c + dx, 82 + dy)], fill=BLACK, width=5)
-    elif kind == "deer":
-        d.ellipse([c - 20, 78, c + 16, 94], fill=BLACK)
-        for x in (c - 16, c - 8, c + 6, c + 12):
-            d.line([(x, 88), (x + 2, 106)], fill=BLACK, width=4)
-        d.line([(c + 12, 84), (c + 22, 66)], fill=BLACK, width=6)
-        d.ellipse([c + 16, 60, c + 30, 70], fill=BLACK)
-        d.line([(c + 20, 62), (c + 16, 50), (c + 12, 46)], fill=BLACK, width=3)
-        d.line([(c + 24, 62), (c + 30, 50), (c + 34, 48)], fill=BLACK, width=3)
-    elif kind == "end_all":
-        for k in range(-12, 13, 6):
-            d.line([(28 + k, 100 + k), (100 + k, 28 + k)], fill=(60, 60, 60), width=3)
-    elif kind in ("turn_right", "turn_left"):
-        s = 1 if kind == "turn_right" else -1
-        _arrow(d, [(c - 14 * s, 100), (c - 14 * s, 60), (c + 16 * s, 60)], 12, WHITE, 22)
-    elif kind == "ahead":
-        _arrow(d, [(c, 102), (c, 38)], 12, WHITE, 22)
-    elif kind in ("straight_right", "straight_left"):
-        s = 1 if kind == "straight_right" else -1
-        _arrow(d, [(c - 8 * s, 104), (c - 8 * s, 36)], 10, WHITE, 18)
-        _arrow(d, [(c - 8 * s, 82), (c + 4 * s, 70), (c + 24 * s, 70)], 10, WHITE, 18)
-    elif kind in ("keep_right", "keep_left"):
-        s = 1 if kind == "keep_right" else -1
-        _arrow(d, [(c - 22 * s, 42), (c + 14 * s, 78)], 12, WHITE, 24)
-    elif kind == "roundabout":
-        for k in range(3):
-            a0 = k * 2 * math.pi / 3
-            pts = [(c + 26 * math.cos(a0 + t), c + 26 * math.sin(a0 + t)) for t in np.linspace(0, 1.5, 6)]
-            _arrow(d, pts, 8, WHITE, 14)
-
-
-def render_sign(class_id: int, rng: np.random.Generator) -> Image.Image:
-    """The clean sign of `class_id` on a transparent 128 px canvas, colours jittered."""
-    plate, picto = SIGNS[class_id]
-    fade = rng.uniform(0.8, 1.0)  # Sun-bleached paint.
-
-    def col(rgb):
-        return tuple(int(np.clip(v * fade + (255 - 255 * fade) * 0.5 + rng.normal(0, 6), 0, 255)) for v in rgb)
-
-    img = Image.new("RGBA", (S, S), (0, 0, 0, 0))
-    d = ImageDraw.Draw(img)
-    m, ring = 4, 15
-    if plate in ("prohibitory", "end"):
-        d.ellipse([m, m, S - m, S - m], fill=col(WHITE), outline=(90, 90, 90) if plate == "end" else col(RED),
-                  width=ring if plate == "prohibitory" else 3)
-    elif plate == "no_entry":
-        d.ellipse([m, m, S - m, S - m], fill=col(RED), outline=col(WHITE), width=3)
-        d.rectangle([26, S / 2 - 10, S - 26, S / 2 + 10], fill=col(WHITE))
-    elif plate == "mandatory":
-        d.ellipse([m, m, S - m, S - m], fill=col(BLUE), outline=col(WHITE), width=3)
-    elif plate == "warning":
-        tri = [(S / 2, 8), (S - 6, S - 14), (6, S - 14)]
-        d.polygon(tri, fill=col(RED))
-        inner = [(S / 2, 32), (S - 27, S - 25), (27, S - 25)]
-        d.polygon(inner, fill=col(WHITE))
-    elif plate == "yield":
-        d.polygon([(6, 14), (S - 6, 14), (S / 2, S - 8)], fill=col(RED))
-        d.polygon([(27, 25), (S - 27, 25), (S / 2, S - 32)], fill=col(WHITE))
-    elif plate == "stop":
-        pts = [(S / 2 + 60 * math.cos(math.pi / 8 + k * math.pi / 4), S / 2 + 60 * math.sin(math.pi / 8 + k * math.pi / 4)) for k in range(8)]
-        d.polygon(pts, fill=col(WHITE))
-        pts = [(S / 2 + 55 * math.cos(math.pi / 8 + k * math.pi / 4), S / 2 + 55 * math.sin(math.pi / 8 + k * math.pi / 4)) for k in range(8)]
-        d.polygon(pts, fill=col(RED))
-        d.text((S / 2, S / 2 + 1), "STOP", fill=col(WHITE), font=_font(32), anchor="mm", stroke_width=1, stroke_fill=col(WHITE))
-    elif plate == "priority":
-        d.polygon([(S / 2, 2), (S - 2, S / 2), (S / 2, S - 2), (2, S / 2)], fill=col(WHITE), outline=(60, 60, 60))
-        d.polygon([(S / 2, 22), (S - 22, S / 2), (S / 2, S - 22), (22, S / 2)], fill=col(YELLOW))
-    _pictogram(d, picto, col(BLACK))
-    return img
-
-
-def _background(rng: np.random.Generator, w: int, h: int) -> Image.Image:
-    """Cluttered roadside: sky, foliage or facade colours, shapes, noise, blur."""
-    palettes = [[(120, 160, 210), (70, 110, 60)], [(90, 100, 90), (150, 140, 120)],
-                [(40, 50, 60), (100, 90, 80)], [(180, 180, 190), (60, 80, 50)], [(30, 30, 35), (70, 70, 80)]]
-    top, bottom = (np.array(c, float) for c in palettes[rng.integers(len(palettes))])
-    t = np.linspace(0, 1, h)[:, None, None]
-    arr = (top * (1 - t) + bottom * t) * rng.uniform(0.6, 1.3) + rng.normal(0, 20, 3)
-    arr = np.broadcast_to(arr, (h, w, 3)).copy()
-    img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
-    d = ImageDraw.Draw(img)
-    for _ in range(rng.integers(3, 12)):
-        x, y = rng.integers(-w // 2, w, 2)
-        sx, sy = rng.integers(w // 8 + 1, w, 2)
-        color = tuple(int(v) for v in rng.integers(20, 230, 3))
-        shape = rng.integers(3)
-        if shape == 0:
-            d.rectangle([x, y, x + sx, y + sy], fill=color)
-        elif shape == 1:
-            d.ellipse([x, y, x + sx, y + sy], fill=color)
-        else:
-            d.line([(x, y), (x + sx, y + sy)], fill=color, width=int(rng.integers(1, 5)))
-    return img.filter(ImageFilter.GaussianBlur(rng.uniform(0.5, 2.5)))
-
-
-def _perspective_coeffs(src: list, dst: list) -> list:
-    """PIL PERSPECTIVE coefficients mapping output points `dst` to input points `src`."""
-    a = []
-    for (x, y), (u, v) in zip(dst, src):
-        a.append([x, y, 1, 0, 0, 0, -u * x, -u * y])
-        a.append([0, 0, 0, x, y, 1, -v * x, -v * y])
-    return np.linalg.solve(np.array(a, float), np.array(src, float).reshape(8)).tolist()
-
-
-def render_frame(sign: Image.Image, rng: np.random.Generator, size: int, track: dict) -> tuple[Image.Image, list]:
-    """One GTSRB-like image of `sign` at about `size` px, and its ROI."""
-    # Perspective: the sign seen from off-axis; corners pulled by the track's view.
-    j = track["skew"]
-    dst = [(j[0], j[1]), (S - j[2], j[3]), (S - j[4], S - j[5]), (j[6], S - j[7])]
-    warped = sign.transform((S, S), Image.PERSPECTIVE, _perspective_coeffs([(0, 0), (S, 0), (S, S), (0, S)], dst), Image.BILINEAR)
-    warped = warped.rotate(track["angle"] + rng.normal(0, 1.5), resample=Image.BILINEAR)
-    bbox = warped.getbbox() or (0, 0, S, S)
-    warped = warped.crop(bbox)
-    sign_w = max(8, int(size * rng.uniform(0.92, 1.08)))
-    sign_h = max(8, int(sign_w * warped.height / warped.width * rng.uniform(0.95, 1.05)))
-    warped = warped.resize((sign_w, sign_h), Image.LANCZOS)
-    # GTSRB: a border of about 10% (at least 5 px) around the sign.
-    bx = max(5, int(round(sign_w * rng.uniform(0.08, 0.14))))
-    by = max(5, int(round(sign_h * rng.uniform(0.08, 0.14))))
-    w, h = sign_w + 2 * bx, sign_h + 2 * by
-    ox, oy = bx + int(rng.integers(-2, 3)), by + int(rng.integers(-2, 3))
-    ox, oy = int(np.clip(ox, 0, w - sign_w)), int(np.clip(oy, 0, h - sign_h))
-    img = track["background"].resize((w, h), Image.BILINEAR)
-    img.paste(warped, (ox, oy), warped)
-    if track["occlude"]:  # A branch or pole across part of the sign.
-        d = ImageDraw.Draw(img)
-        x0 = ox + sign_w * rng.uniform(-0.2, 0.9)
-        color = tuple(int(v) for v in rng.integers(20, 120, 3))
-        d.polygon([(x0, oy - 5), (x0 + sign_w * 0.25, oy - 5), (x0 + sign_w * 0.35, h), (x0 + sign_w * 0.1, h)], fill=color)
-    arr = np.asarray(img, np.float32)
-    # Lighting: exposure, gamma, colour cast and a soft shadow gradient.
-    gain = track["gain"] * rng.uniform(0.9, 1.1)
-    gx = np.linspace(1 - track["shade"], 1 + track["shade"], w)[None, :, None]
-    arr = 255 * np.clip(arr / 255 * gain * gx * track["cast"], 0, 1) ** track["gamma"]
-    img = Image.fromarray(arr.astype(np.uint8))
-    blur = track["blur"] + rng.uniform(0, 0.4) * size / 40
-    if blur > 0.15:
-        img = img.filter(ImageFilter.GaussianBlur(blur))
-    arr = np.asarray(img, np.float32) + rng.normal(0, track["noise"], (h, w, 3))
-    img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
-    return img, [ox, oy, ox + sign_w - 1, oy + sign_h - 1]
-
-
-def _render_track(job: tuple) -> list:
-    """Renders one track (one physical sign, several frames) and writes its PPMs."""
-    seed, split, class_id, track_id, frames, out_dir, test_offset = job
-    rng = np.random.default_rng([seed, split, class_id, track_id])
-    sign = render_sign(class_id, rng)
-    track = {
-        "skew": rng.uniform(0, 14, 8) * rng.uniform(0, 1),
-        "angle": rng.normal(0, 5),
-        "background": _background(rng, 64, 64),
-        "occlude": rng.random() < 0.12,
-        "gain": rng.choice([rng.uniform(0.25, 0.6), rng.uniform(0.6, 1.4)], p=[0.3, 0.7]),
-        "gamma": rng.uniform(0.7, 1.4),
-        "cast": rng.uniform(0.85, 1.15, 3),
-        "shade": rng.uniform(0, 0.3),
-        "blur": rng.uniform(0, 0.8),
-        "noise": rng.uniform(1, 9),
-    }
-    start, end = rng.uniform(18, 40), rng.uniform(45, 110)
-    rows = []
-    for f in range(frames):  # Like GTSRB tracks: the sign grows as the car approaches.
-        size = int(start + (end - start) * f / max(1, frames - 1))
-        img, roi = render_frame(sign, rng, size, track)
-        name = f"{test_offset + f:05d}.ppm" if split else f"{track_id:05d}_{f:05d}.ppm"
-        img.save(Path(out_dir) / name, format="PPM")
-        rows.append([name, img.width, img.height, *roi, class_id])
-    return rows
-
-
-def _write_gt(path: Path, rows: list) -> None:
-    with path.open("w", newline="") as f:
-        writer = csv.writer(f, delimiter=";", lineterminator="\r\n")  # GTSRB's CRLF.
-        writer.writerow(GT_COLUMNS)
-        writer.writerows(rows)
-
-
-def make_data(out_dir: Path, size: int, seed: int) -> None:
-    """Writes about `size` training images (plus 20% test) in GTSRB's layouts.
-
-    Training: `Final_Training/Images/000NN/TTTTT_FFFFF.ppm` with `GT-000NN.csv`,
-    tracks of 5 frames per physical sign. Test: single frames of unseen signs
-    in `Final_Test/Images/NNNNN.ppm` with `GT-final_test.csv`.
-    """
-    out_dir = Path(out_dir)
-    frames = 5
-    tracks = max(2, math.ceil(size / len(SIGNS) / frames))
-    test_tracks = max(1, math.ceil(tracks * 0.2 * frames))  # One frame per unseen sign.
-    jobs = []
-    for c in range(len(SIGNS)):
-        class_dir = out_dir / "Final_Training" / "Images" / f"{c:05d}"
-        class_dir.mkdir(parents=True, exist_ok=True)
-        jobs += [(seed, 0, c, t, frames, class_dir, 0) for t in range(tracks)]
-    test_dir = out_dir / "Final_Test" / "Images"
-    test_dir.mkdir(parents=True, exist_ok=True)
-    n = 0
-    for t in range(test_tracks):
-        for c in range(len(SIGNS)):
-            jobs.append((seed, 1, c, t, 1, test_dir, n))
-            n += 1
-    # One process: ~2 ms an image (20 s for the default set) does not pay for a
-    # process pool, which would also re-import TensorFlow in every worker.
-    results = [_render_track(job) for job in jobs]
-    by_class: dict[int, list] = {}
-    test_rows = []
-    for job, rows in zip(jobs, results):
-        (test_rows if job[1] else by_class.setdefault(job[2], [])).extend(rows)
-    for c, rows in by_class.items():
-        _write_gt(out_dir / "Final_Training" / "Images" / f"{c:05d}" / f"GT-{c:05d}.csv", rows)
-    _write_gt(test_dir / "GT-final_test.csv", test_rows)
-
-
 # === Model ===
 
 
@@ -656,7 +328,7 @@ def evaluate(model, examples: Signs, recipe: Recipe, class_names: list[str], out
     return evaluate_classifier(examples.labels, _probabilities(model, examples, recipe, class_names), class_names, out_dir)
 
 
-def slices(examples: Signs, class_names: list[str]) -> dict[str, list[str]]:
+def slices(examples: Signs, recipe: Recipe, class_names: list[str]) -> dict[str, list[str]]:
     """For the evaluation matrix: the sign's plate family and its size in the camera image."""
     width = examples.rois[:, 2] - examples.rois[:, 0] + 1
     return {
@@ -691,8 +363,10 @@ def export_endpoints(model: keras.Model, recipe: Recipe, class_names: list[str])
     }
 
 
-def predict_files(loaded, paths: list[Path], class_names: list[str]) -> list[str]:
+def predict_files(loaded, paths: list[Path], recipe: Recipe, class_names: list[str],
+                  out_dir: Path | None = None) -> list[str]:
     """`file: class name (class id) probability | next: runner-up`, one line per file."""
+    refuse_drawing(out_dir, "traffic_signs")
     return predict_lines(paths, check_image_file, loaded.serve_bytes, class_names, "a PPM, PNG, JPEG or BMP image")
 
 
@@ -708,7 +382,7 @@ TASK = Task(
     sample_size=8600,
     smoke_size=860,
     smoke_floor=0.25,  # Chance is 0.023; the smoke recipe reaches ~0.4-0.5.
-    make_data=make_data,
+    make_data=samples.writer("traffic_signs"),  # Generator: tasks/samples/traffic_signs.py.
     load_data=load_data,
     dataset=dataset,
     build_model=build_model,

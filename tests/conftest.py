@@ -22,6 +22,7 @@ tf.config.set_logical_device_configuration(
 from tasks import TASKS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+ALL_TASKS = list(TASKS)  # For `@pytest.mark.parametrize("smoke", ALL_TASKS, indirect=True)`.
 REALDATA = Path(os.environ.get("SUITE_REALDATA", ROOT.parent / "shared" / "realdata"))
 
 
@@ -47,10 +48,18 @@ def run_cli(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedPr
     return proc
 
 
-@pytest.fixture(scope="session", params=list(TASKS))
+@pytest.fixture(scope="session")
 def smoke(request, tmp_path_factory) -> dict:
-    """Per registered task: smoke data made, trained and exported through the CLI."""
-    name = request.param
+    """One task's smoke data made, trained and exported through the CLI, once per session.
+
+    The task is chosen by the test, so a test trains only the tasks it names:
+    `@pytest.mark.parametrize("smoke", ["traffic_signs"], indirect=True)`, or
+    `ALL_TASKS` for every registered one.
+    """
+    name = getattr(request, "param", None)
+    if name not in TASKS:
+        raise pytest.UsageError(f"Expected `smoke` parametrized indirectly with a task name in {list(TASKS)}. "
+                                f"Received: {name!r}")
     task = TASKS[name]
     work = tmp_path_factory.mktemp(name)
     run_cli("data", "make", name, "--out", "data", "--size", str(task.smoke_size), cwd=work)
@@ -58,3 +67,10 @@ def smoke(request, tmp_path_factory) -> dict:
     export = run_cli("export", name, "--run", "run", "--out", "exports", cwd=work)
     return {"task": task, "work": work, "train_log": train.stdout, "export_log": export.stdout,
             "export": work / "exports" / "1"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that need a trained smoke model are `slow` (`pytest -m "not slow"` runs the rest in seconds)."""
+    for item in items:
+        if "smoke" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)

@@ -13,6 +13,7 @@ from PIL import Image
 from conftest import realdata, run_cli
 from suite.errors import UserError
 from suite.export import load_export
+from suite import segmentation as segm
 from tasks import cell_microscopy as cm
 
 
@@ -25,23 +26,23 @@ def _square(shape, y, x, size, value=1, into=None):
 def test_dsb_score_on_hand_made_masks():
     true = _square((40, 40), 5, 5, 10)
     # The same square: IoU 1 at every threshold.
-    s = cm.instance_scores(cm.match(true, true.copy()))
+    s = segm.instance_scores(segm.match(true, true.copy()))
     assert s == {"dsb": 1.0, "tp50": 1, "fp50": 0, "fn50": 0}
     # Shifted by 2 px: intersection 80, union 120, IoU 2/3 > 0.5 ... 0.65, not above 0.7:
     # 4 of 10 thresholds score 1, the other six 0 / (1 + 1).
     shifted = _square((40, 40), 5, 7, 10)
-    iou = cm.match(true, shifted)
+    iou = segm.match(true, shifted)
     assert iou[0, 0] == pytest.approx(80 / 120)
-    assert cm.instance_scores(iou)["dsb"] == pytest.approx(0.4)
+    assert segm.instance_scores(iou)["dsb"] == pytest.approx(0.4)
     # A missed nucleus and a false one: TP 1, FP 1, FN 1 at every threshold -> 1/3.
     true2 = _square((40, 40), 25, 25, 8, 2, into=true.copy())
     pred2 = _square((40, 40), 25, 2, 6, 2, into=true.copy())
-    s = cm.instance_scores(cm.match(true2, pred2))
+    s = segm.instance_scores(segm.match(true2, pred2))
     assert s["dsb"] == pytest.approx(1 / 3)
     assert (s["tp50"], s["fp50"], s["fn50"]) == (1, 1, 1)
     # Nothing true, nothing predicted: a perfect image.
     empty = np.zeros((10, 10), np.int32)
-    assert cm.instance_scores(cm.match(empty, empty))["dsb"] == 1.0
+    assert segm.instance_scores(segm.match(empty, empty))["dsb"] == 1.0
 
 
 def test_connected_components_are_8_connected():
@@ -50,7 +51,7 @@ def test_connected_components_are_8_connected():
     mask[4, 4] = True  # ... touching it diagonally: still A.
     mask[8:11, 2:5] = True  # Blob B.
     mask[2:10, 9] = True  # A long thin C.
-    labels = cm.connected_components(tf.constant(mask)).numpy()
+    labels = segm.connected_components(tf.constant(mask)).numpy()
     assert labels[mask].min() > 0 and (labels[~mask] == 0).all()
     assert len(np.unique(labels[mask])) == 3
     assert labels[1, 1] == labels[4, 4]
@@ -64,11 +65,11 @@ def test_touching_nuclei_come_back_as_separate_instances():
     true[10:26, 24:40] = 2  # Touching the first along a whole side.
     true[32:44, 30:42] = 3
     kinds = np.array([0, 0, 1, 0])  # Nucleus 2 is atypical.
-    seg, aty = cm.targets(true, kinds, recipe.boundary_px)
+    seg, aty = segm.targets(true, kinds, recipe.boundary_px)
     probs = tf.one_hot(seg, 3)
-    out = cm.instances_from_maps(probs, tf.constant(aty, tf.float32), recipe)
+    out = segm.instances_from_maps(probs, tf.constant(aty, tf.float32), recipe)
     pred = out["instances"].numpy()
-    iou = cm.match(true, pred)
+    iou = segm.match(true, pred)
     assert int(out["num_nuclei"]) == 3
     assert (iou.max(1) > 0.85).all(), iou
     assert out["counts"].numpy().tolist() == [2, 1]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-keras_cv = pytest.importorskip("keras_cv")
+import keras_cv  # noqa: E402, F401  A hard dependency: a broken install must fail here, not skip.
 
 import keras  # noqa: E402
 

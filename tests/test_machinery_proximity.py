@@ -18,7 +18,9 @@ from conftest import realdata, run_cli
 from suite import detection as det
 from suite.errors import UserError
 from suite.export import load_export
+from suite.runs import load_model
 from tasks import machinery_proximity as mp
+from tasks.samples import machinery_proximity as mp_samples
 
 RECIPE = mp.RECIPES["default"]
 
@@ -63,10 +65,10 @@ def test_class_map_from_the_recipe(tmp_path):
         mp.load_data(tmp_path / "train", RECIPE)
 
 
-def _camera() -> mp.Camera:
+def _camera() -> mp_samples.Camera:
     """The camera the recipe assumes: 5 m up, 65 degrees wide, 640 x 480."""
     focal = 320 / math.tan(math.radians(RECIPE.camera_fov_deg) / 2)
-    return mp.Camera(640, 480, focal, RECIPE.camera_height_m, 200.0)
+    return mp_samples.Camera(640, 480, focal, RECIPE.camera_height_m, 200.0)
 
 
 def _person(cam, x, z):
@@ -117,7 +119,7 @@ def test_hazard_rule_ignores_unsure_boxes_and_lone_people():
 
 
 def test_generated_sites_carry_their_true_distances(tmp_path):
-    mp.make_data(tmp_path, 30, seed=3)
+    mp.TASK.make_data(tmp_path, 30, seed=3)
     data = mp.load_data(tmp_path, RECIPE)
     everything = data.splits["all"]
     assert len(everything) == 30 and data.layout == "YOLO layout (the set's own split)"
@@ -147,12 +149,10 @@ def test_generated_sites_carry_their_true_distances(tmp_path):
 
 @pytest.mark.parametrize("smoke", ["machinery_proximity"], indirect=True)
 def test_export_matches_the_keras_model_and_reports_the_hazard(smoke, tmp_path):
-    import keras
-
     work = smoke["work"]
     config = json.loads((work / "run" / "config.json").read_text())
     recipe = mp.Recipe(**{k: tuple(v) if isinstance(v, list) else v for k, v in config["recipe"].items()})
-    model = keras.saving.load_model(work / "run" / "best.keras")
+    model = load_model(work / "run" / "best.keras")
     loaded, meta = load_export(smoke["export"], "machinery_proximity")
     detect = mp._detect_fn(model, recipe, meta["class_names"])
     images = sorted((work / "data" / "test" / "images").glob("*.jpg"))[:3]

@@ -76,7 +76,7 @@ def test_matrix_on_the_smoke_export(smoke, tmp_path):
     recipe = recipe_from_dict(type(task.recipes["default"]), meta["recipe"])
     test = matrix._limited(task.load_data(work / "data", recipe).splits["test"], 6)
     families = {c["family"] for c in cells.values() if c["kind"] == "slice"}
-    assert task.slices and families == set(task.slices(test, meta["class_names"]))
+    assert task.slices and families == set(task.slices(test, recipe, meta["class_names"]))
     # Slices partition the evaluated examples, family by family.
     for family in families:
         assert sum(c["n"] for c in cells.values() if c.get("family") == family) == row["test_examples"]

@@ -11,7 +11,9 @@ import tensorflow as tf
 from PIL import Image
 
 from conftest import realdata, run_cli
+from suite import detection as det
 from suite.export import load_export
+from suite.runs import load_model
 from tasks import pedestrians as ped
 
 NOTE = '''# Compatible with PASCAL Annotation Version 1.00
@@ -46,7 +48,7 @@ def test_loader_reads_real_pennfudan():
 
 
 def test_generated_scenes_round_trip(tmp_path):
-    ped.make_data(tmp_path, 6, seed=1)
+    ped.TASK.make_data(tmp_path, 6, seed=1)
     data = ped.load_data(tmp_path, ped.RECIPES["smoke"])
     everything = data.splits["all"]
     assert len(everything) == 6
@@ -88,14 +90,12 @@ def test_voc_and_coco_sets_load_their_person_boxes(tmp_path):
 @pytest.mark.parametrize("smoke", ["pedestrians"], indirect=True)
 def test_export_boxes_match_the_keras_model(smoke, tmp_path):
     """Boxes after NMS from the SavedModel equal the in-process pipeline's within 1e-3."""
-    import keras
-
     work = smoke["work"]
     config = json.loads((work / "run" / "config.json").read_text())
     recipe = ped.Recipe(**{k: tuple(v) if isinstance(v, list) else v for k, v in config["recipe"].items()})
-    model = keras.saving.load_model(work / "run" / "best.keras")
+    model = load_model(work / "run" / "best.keras")
     loaded, meta = load_export(smoke["export"], "pedestrians")
-    detect = ped._detect_fn(model, recipe, meta["class_names"])
+    detect = det.detect_fn(model, recipe, meta["class_names"])
     images = sorted((work / "data" / "PNGImages").glob("*.png"))[:3]
     for path in images:
         want = detect(tf.io.decode_png(tf.io.read_file(str(path)), channels=3))

@@ -109,7 +109,7 @@ def test_bad_wavs_are_skipped_and_counted(tmp_path):
 
 
 def test_generator_writes_the_speech_commands_layout(tmp_path):
-    sc.make_data(tmp_path, 60, 0)
+    sc.TASK.make_data(tmp_path, 60, 0)
     assert (tmp_path / "validation_list.txt").exists() and (tmp_path / "testing_list.txt").exists()
     noise = sorted(p.name for p in (tmp_path / "_background_noise_").glob("*.wav"))
     assert {"babble.wav", "pink_noise.wav", "hum.wav"} <= set(noise)
@@ -127,9 +127,8 @@ def test_generator_writes_the_speech_commands_layout(tmp_path):
     assert all(sc.which_set(p, 10, 10) == "test" for p in listed)
 
 
+@pytest.mark.parametrize("smoke", ["speech_commands"], indirect=True)
 def test_export_matches_model_predict_on_real_wav_bytes(smoke):
-    if smoke["task"].name != "speech_commands":
-        pytest.skip("speech_commands only")
     paths = sorted(realdata("speech_commands", "speech_commands_v0.01").rglob("*.wav"))[::15][:6]
     paths += sorted(realdata("spoken_digits", "recordings").glob("*.wav"))[:2]  # 8 kHz, other lengths.
     raw = [p.read_bytes() for p in paths]
@@ -147,7 +146,7 @@ def test_export_matches_model_predict_on_real_wav_bytes(smoke):
 
 
 def test_silence_is_cut_from_the_background_noise_files(tmp_path):
-    sc.make_data(tmp_path, 60, 0)
+    sc.TASK.make_data(tmp_path, 60, 0)
     data = sc.load_data(tmp_path, RECIPE)
     clips = next(c for c in (data.splits[k] for k in ("train", "val", "test")) if "_silence_" in c.labels)
     rows = np.flatnonzero(clips.labels == "_silence_")

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from conftest import ALL_TASKS, run_cli
 from suite.export import load_export
 from tasks import TASKS
 
@@ -31,6 +31,7 @@ def test_generator_writes_a_layout_the_loader_reads(name, tmp_path):
     assert len(data.splits["all"]) >= task.smoke_size
 
 
+@pytest.mark.parametrize("smoke", ALL_TASKS, indirect=True)
 def test_cli_smoke_run_end_to_end(smoke):
     """data make -> train --recipe smoke -> evaluate -> export -> predict."""
     task, work = smoke["task"], smoke["work"]
@@ -64,6 +65,7 @@ def test_cli_smoke_run_end_to_end(smoke):
     assert all(any(c in line for c in meta["class_names"]) for line in lines)
 
 
+@pytest.mark.parametrize("smoke", ALL_TASKS, indirect=True)
 def test_list_shows_every_task(smoke):
     out = run_cli("list", cwd=smoke["work"])
     for name, task in TASKS.items():
@@ -71,6 +73,7 @@ def test_list_shows_every_task(smoke):
         assert task.primary_metric in out.stdout
 
 
+@pytest.mark.parametrize("smoke", ALL_TASKS, indirect=True)
 def test_export_versions_increment_and_stay_atomic(smoke):
     work, task = smoke["work"], smoke["task"]
     run_cli("export", task.name, "--run", "run", "--out", "exports", cwd=work)

@@ -63,7 +63,7 @@ def test_crop_roi_with_margin():
 
 
 def test_corrupt_images_are_skipped_and_counted(tmp_path):
-    ts.make_data(tmp_path, 86, 0)
+    ts.TASK.make_data(tmp_path, 86, 0)
     images = sorted((tmp_path / "Final_Training" / "Images" / "00003").glob("*.ppm"))
     images[0].write_bytes(images[0].read_bytes()[:40])  # Truncated.
     images[1].write_bytes(b"")  # Empty.
@@ -77,7 +77,7 @@ def test_corrupt_images_are_skipped_and_counted(tmp_path):
 
 
 def test_generated_layout_matches_gtsrb(tmp_path):
-    ts.make_data(tmp_path, 86, 0)
+    ts.TASK.make_data(tmp_path, 86, 0)
     gt = (tmp_path / "Final_Training" / "Images" / "00014" / "GT-00014.csv").read_bytes()
     assert gt.startswith(b"Filename;Width;Height;Roi.X1;Roi.Y1;Roi.X2;Roi.Y2;ClassId\r\n")
     first = gt.split(b"\r\n")[1].split(b";")
@@ -91,9 +91,8 @@ def test_generated_layout_matches_gtsrb(tmp_path):
     assert (tmp_path / "Final_Test" / "Images" / "GT-final_test.csv").exists()
 
 
+@pytest.mark.parametrize("smoke", ["traffic_signs"], indirect=True)
 def test_export_matches_model_predict_on_real_ppm_bytes(smoke, tmp_path):
-    if smoke["task"].name != "traffic_signs":
-        pytest.skip("traffic_signs only")
     real = realdata("traffic_signs", "GTSRB")
     paths = sorted(real.rglob("*.ppm"))[::50][:16]
     loaded = tf.saved_model.load(str(smoke["export"]))
@@ -116,9 +115,8 @@ def test_export_matches_model_predict_on_real_ppm_bytes(smoke, tmp_path):
     assert np.max(np.abs(one - expected[:1])) < 1e-4
 
 
+@pytest.mark.parametrize("smoke", ["traffic_signs"], indirect=True)
 def test_export_reads_png_and_jpeg_bytes(smoke):
-    if smoke["task"].name != "traffic_signs":
-        pytest.skip("traffic_signs only")
     loaded = tf.saved_model.load(str(smoke["export"]))
     ppm = sorted((smoke["work"] / "data").rglob("*.ppm"))[0]
     image = Image.open(ppm)

@@ -1,0 +1,236 @@
+"""Shared instance-segmentation pieces: boundary targets, losses, connected
+components and instances from per-pixel maps in TensorFlow (so an export
+returns instances itself), and instance metrics (DSB 2018 score, F1 at IoU 0.5).
+
+cell_microscopy uses them; any task that separates touching objects with a
+boundary class can. The two losses keep their registered names
+(`cell_microscopy>...`), so checkpoints saved before they moved here still load.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+
+class InstanceRecipe(Protocol):
+    """The recipe values the instance step reads (cell_microscopy's recipe has them)."""
+
+    fg_threshold: float  # P(interior) + P(boundary) for an object pixel.
+    seed_threshold: float  # P(interior) for an instance seed.
+    boundary_px: int  # Width of the boundary ring; seeds grow this far.
+    min_area: int  # Smaller instances are noise.
+    atypical_threshold: float  # Mean P(atypical) over an instance.
+
+
+def targets(instances: np.ndarray, kinds: np.ndarray, boundary_px: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pixel training targets from an instance map.
+
+    Returns:
+        `seg` uint8 (0 background, 1 interior, 2 boundary: nucleus pixels
+        within `boundary_px` of another label or the background) and
+        `atypical` uint8 (1 where the pixel's nucleus is atypical).
+    """
+    from scipy import ndimage
+
+    size = 2 * boundary_px + 1
+    grown = ndimage.maximum_filter(instances, size=size, mode="nearest")
+    shrunk = -ndimage.maximum_filter(-instances, size=size, mode="nearest")
+    inside = instances > 0
+    edge = inside & ((grown != instances) | (shrunk != instances))
+    seg = np.where(inside, np.where(edge, 2, 1), 0).astype(np.uint8)
+    return seg, (kinds[instances] == 1).astype(np.uint8) * inside
+
+
+# --- Losses ---------------------------------------------------------------------
+
+
+@keras.saving.register_keras_serializable(package="cell_microscopy")
+class WeightedSegmentationLoss(keras.losses.Loss):
+    """Cross-entropy over background / interior / boundary with per-class weights."""
+
+    def __init__(self, weights=(1.0, 1.0, 3.0), name="weighted_segmentation", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.weights = tuple(float(w) for w in weights)
+
+    def call(self, y_true, y_pred):
+        y_true = keras.ops.cast(y_true, "int32")
+        ce = keras.losses.sparse_categorical_crossentropy(y_true, y_pred)
+        w = keras.ops.take(keras.ops.convert_to_tensor(self.weights), y_true)
+        return keras.ops.sum(ce * w, axis=(1, 2)) / keras.ops.sum(w, axis=(1, 2))
+
+    def get_config(self):
+        return {**super().get_config(), "weights": self.weights}
+
+
+@keras.saving.register_keras_serializable(package="cell_microscopy")
+class MaskedBinaryCrossentropy(keras.losses.Loss):
+    """Binary cross-entropy of the atypical map over nucleus pixels only.
+
+    `y_true[..., 0]` is the target, `y_true[..., 1]` the nucleus mask.
+    """
+
+    def __init__(self, name="masked_bce", **kwargs):
+        super().__init__(name=name, **kwargs)
+
+    def call(self, y_true, y_pred):
+        y_true = keras.ops.cast(y_true, "float32")
+        target, mask = y_true[..., :1], y_true[..., 1:]
+        bce = keras.ops.binary_crossentropy(target, y_pred)
+        return keras.ops.sum(bce * mask, axis=(1, 2, 3)) / (keras.ops.sum(mask, axis=(1, 2, 3)) + 1.0)
+
+
+# --- Instances, in TensorFlow --------------------------------------------------------
+
+
+def connected_components(mask: tf.Tensor, max_iterations: int = 1024) -> tf.Tensor:
+    """8-connected components of a bool `[h, w]` mask: int32 labels, 0 outside.
+
+    Every pixel starts with its own id; ids spread by 3x3 max-pooling inside the
+    mask until nothing changes (iterations ~ the longest path in a component).
+    """
+    h, w = tf.shape(mask)[0], tf.shape(mask)[1]
+    on = tf.cast(mask, tf.float32)[None, :, :, None]
+    ids = tf.reshape(tf.range(1, h * w + 1, dtype=tf.float32), [1, h, w, 1]) * on
+
+    def step(i, ids, changed):
+        new = tf.nn.max_pool2d(ids, 3, 1, "SAME") * on
+        return i + 1, new, tf.reduce_any(new != ids)
+
+    _, ids, _ = tf.while_loop(lambda i, ids, changed: changed & (i < max_iterations), step,
+                              (tf.constant(0), ids, tf.constant(True)))
+    return tf.cast(ids[0, :, :, 0], tf.int32)
+
+
+def instances_from_maps(segmentation: tf.Tensor, atypical: tf.Tensor, recipe: InstanceRecipe) -> dict:
+    """Instances from per-pixel probabilities of one image.
+
+    Args:
+        segmentation: float `[h, w, 3]`: background, interior, boundary.
+        atypical: float `[h, w]`.
+        recipe: thresholds, `min_area` and `boundary_px`.
+
+    Returns:
+        `instances` int32 `[h, w]` (0 background, 1..n in raster order),
+        `instance_class` int32 `[n]` (0 normal, 1 atypical),
+        `semantic` uint8 `[h, w]` (0 background, 1 normal, 2 atypical),
+        `counts` int32 `[2]` and `num_nuclei` int32.
+    """
+    foreground = segmentation[..., 1] + segmentation[..., 2] > recipe.fg_threshold
+    labels = connected_components(segmentation[..., 1] > recipe.seed_threshold)
+    for _ in range(recipe.boundary_px + 1):  # Grow seeds over their boundary ring.
+        grown = tf.cast(tf.nn.max_pool2d(tf.cast(labels, tf.float32)[None, :, :, None], 3, 1, "SAME")[0, :, :, 0],
+                        tf.int32)
+        labels = tf.where((labels == 0) & foreground, grown, labels)
+    flat = tf.reshape(labels, [-1])
+    # Consecutive ids in raster order, background first; then drop tiny ones.
+    ids, index = tf.unique(tf.concat([[0], flat], 0))
+    index = index[1:]
+    area = tf.math.unsorted_segment_sum(tf.ones_like(index), index, tf.size(ids))
+    keep = tf.logical_and(area >= recipe.min_area, ids != 0)
+    new_id = tf.cumsum(tf.cast(keep, tf.int32)) * tf.cast(keep, tf.int32)
+    flat = tf.gather(new_id, index)
+    n = tf.reduce_sum(tf.cast(keep, tf.int32))
+    mean_atypical = tf.math.unsorted_segment_sum(tf.reshape(atypical, [-1]), flat, n + 1) / tf.maximum(
+        tf.cast(tf.math.unsorted_segment_sum(tf.ones_like(flat), flat, n + 1), tf.float32), 1.0)
+    instance_class = tf.cast(mean_atypical[1:] > recipe.atypical_threshold, tf.int32)
+    semantic = tf.gather(tf.concat([[0], instance_class + 1], 0), flat)
+    return {
+        "instances": tf.reshape(flat, tf.shape(labels)),
+        "instance_class": instance_class,
+        "semantic": tf.cast(tf.reshape(semantic, tf.shape(labels)), tf.uint8),
+        "counts": tf.math.bincount(instance_class, minlength=2, maxlength=2),
+        "num_nuclei": n,
+    }
+
+
+# --- Metrics -----------------------------------------------------------------------
+
+
+def match(true: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """IoU matrix `[n_true, n_pred]` of two instance maps (0 is background)."""
+    nt, npred = int(true.max()), int(pred.max())
+    joint = np.bincount(true.ravel().astype(np.int64) * (npred + 1) + pred.ravel(),
+                        minlength=(nt + 1) * (npred + 1)).reshape(nt + 1, npred + 1)
+    inter = joint[1:, 1:].astype(np.float64)
+    area_t, area_p = joint[1:, :].sum(1), joint[:, 1:].sum(0)
+    union = area_t[:, None] + area_p[None, :] - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def instance_scores(iou: np.ndarray) -> dict:
+    """DSB 2018 score and F1 counts from an IoU matrix.
+
+    The DSB score of an image is the mean over IoU thresholds 0.5, 0.55 ... 0.95
+    of TP / (TP + FP + FN); above 0.5 a match is one-to-one, so TP counts the
+    pairs above the threshold. An image with no nucleus and no prediction scores 1.
+    """
+    nt, npred = iou.shape
+    if nt == 0 and npred == 0:
+        return {"dsb": 1.0, "tp50": 0, "fp50": 0, "fn50": 0}
+    precisions = []
+    for t in np.arange(0.5, 1.0, 0.05):
+        tp = int((iou > t).sum())
+        precisions.append(tp / (nt + npred - tp))
+    tp50 = int((iou > 0.5).sum())
+    return {"dsb": float(np.mean(precisions)), "tp50": tp50, "fp50": npred - tp50, "fn50": nt - tp50}
+
+
+def instance_metrics(results: Sequence[tuple], out_dir: Path) -> dict:
+    """Instance metrics over images, and `per_image.csv` in `out_dir`.
+
+    Args:
+        results: per image `(image_id, true instances [h, w], true classes
+            [n + 1] (index 0 background), predicted instances [h, w],
+            predicted classes [m])`; class 1 is atypical.
+        out_dir: where `per_image.csv` goes.
+
+    Returns:
+        `f1_50` (F1 at IoU 0.5), `dsb_score`, precision and recall at 0.5,
+        pixel Dice and IoU, count errors, and atypical recall and precision.
+    """
+    rows, tp, fp, fn = [], 0, 0, 0
+    inter = union = total = 0
+    aty_true = aty_found = aty_pred = aty_pred_right = 0
+    for image_id, true, kinds, pred, pred_class in results:
+        iou = match(true, pred)
+        s = instance_scores(iou)
+        tp, fp, fn = tp + s["tp50"], fp + s["fp50"], fn + s["fn50"]
+        t_fg, p_fg = true > 0, pred > 0
+        inter, union, total = inter + (t_fg & p_fg).sum(), union + (t_fg | p_fg).sum(), total + t_fg.sum() + p_fg.sum()
+        pairs = np.argwhere(iou > 0.5)  # (true index, pred index), zero-based.
+        true_aty = kinds[1:] == 1
+        aty_true += int(true_aty.sum())
+        aty_found += int(sum(true_aty[i] and pred_class[j] == 1 for i, j in pairs))
+        aty_pred += int((pred_class == 1).sum())
+        aty_pred_right += int(sum(pred_class[j] == 1 and true_aty[i] for i, j in pairs))
+        rows.append((image_id, int(true.max()), int(pred.max()), s["dsb"], s["tp50"], s["fp50"], s["fn50"]))
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with (out_dir / "per_image.csv").open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["image_id", "true_nuclei", "predicted_nuclei", "dsb_score", "tp50", "fp50", "fn50"])
+        writer.writerows(rows)
+    true_n = np.array([r[1] for r in rows], float)
+    pred_n = np.array([r[2] for r in rows], float)
+    return {
+        "n": len(rows),
+        "f1_50": 2 * tp / max(1, 2 * tp + fp + fn),
+        "dsb_score": float(np.mean([r[3] for r in rows])) if rows else 0.0,
+        "precision_50": tp / max(1, tp + fp),
+        "recall_50": tp / max(1, tp + fn),
+        "pixel_dice": float(2 * inter / max(1, total)),
+        "pixel_iou": float(inter / max(1, union)),
+        "count_mae": float(np.abs(pred_n - true_n).mean()) if rows else 0.0,
+        "count_relative_error": float((np.abs(pred_n - true_n) / np.maximum(true_n, 1)).mean()) if rows else 0.0,
+        "nuclei": int(true_n.sum()),
+        "atypical_nuclei": aty_true,
+        "atypical_recall": aty_found / aty_true if aty_true else None,
+        "atypical_precision": aty_pred_right / aty_pred if aty_pred else None,
+    }

@@ -1,0 +1,66 @@
+"""The export's recipe is the one used: `suite predict` and `suite matrix` read
+the recipe stored in an export's `suite.json`, not the task's defaults."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import tensorflow as tf
+from conftest import run_cli
+
+
+def _export_with(smoke: dict, tmp_path: Path, **changes) -> Path:
+    """The smoke run's weights exported with recipe values changed, as a run
+    trained with `--set key=value` would record them in its config."""
+    task, work = smoke["task"], smoke["work"]
+    run = tmp_path / "run"
+    shutil.copytree(work / "run", run, ignore=shutil.ignore_patterns("backup", "tensorboard"))
+    config = json.loads((run / "config.json").read_text())
+    assert set(changes) <= set(config["recipe"])
+    config["recipe"].update(changes)
+    (run / "config.json").write_text(json.dumps(config))
+    run_cli("export", task.name, "--run", str(run), "--out", str(tmp_path / "exports"), cwd=work)
+    return tmp_path / "exports" / "1"
+
+
+def _scores(export: Path, image: Path) -> list[float]:
+    out = tf.saved_model.load(str(export)).serve_bytes(tf.constant(image.read_bytes()))
+    return out["scores"].numpy()[: int(out["num_detections"])].tolist()
+
+
+@pytest.mark.parametrize("smoke", ["pedestrians"], indirect=True)
+def test_predict_counts_boxes_at_the_exports_draw_threshold(smoke, tmp_path):
+    work = smoke["work"]
+    image = sorted((work / "data" / "PNGImages").glob("*.png"))[0]
+    lines = {}
+    for threshold in (0.0, 1.01):
+        export = _export_with(smoke, tmp_path / str(threshold), draw_threshold=threshold)
+        line = run_cli("predict", "pedestrians", str(image), "--model", str(export), cwd=work).stdout.strip()
+        shown, said = re.search(r": (\d+) person box\(es\) at score >= ([\d.]+) ", line).groups()
+        assert float(said) == threshold
+        assert int(shown) == sum(s >= threshold for s in _scores(export, image))
+        lines[threshold] = int(shown)
+    # The smoke detector finds something above its confidence floor, and no score reaches 1.01.
+    assert lines[0.0] > 0 and lines[1.01] == 0
+
+
+@pytest.mark.parametrize("smoke", ["machinery_proximity"], indirect=True)
+def test_predict_and_matrix_use_the_exports_distances(smoke, tmp_path):
+    work = smoke["work"]
+    export = _export_with(smoke, tmp_path, danger_m=2.0, warning_m=5.0, draw_threshold=0.0)
+    image = sorted((work / "data" / "test" / "images").glob("*.jpg"))[0]
+    line = run_cli("predict", "machinery_proximity", str(image), "--model", str(export), cwd=work).stdout
+    assert line.strip().endswith("at score >= 0.0")
+    counts = [int(n) for n in re.findall(r"(\d+) (?:person|machinery|vehicle)", line.split(";")[-1])]
+    assert sum(counts) == len(_scores(export, image))
+
+    out = tmp_path / "reports"
+    run_cli("matrix", "--tasks", "machinery_proximity", "--models", f"machinery_proximity={export}",
+            "--data", "machinery_proximity=data", "--out", str(out), "--limit", "12", cwd=work)
+    cells = json.loads((out / "matrix.json").read_text())["rows"][0]["cells"]
+    bands = {c["slice"] for c in cells.values() if c.get("family") == "distance_band"}
+    assert bands - {"no pair"} and bands <= {"<2 m", "2-5 m", ">=5 m", "no pair"}, bands  # Not the defaults' 3 and 8 m.
