@@ -706,7 +706,45 @@ def render(results: dict) -> str:
     notes = results.get("notes", [])
     if notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
+    lines += _provenance_table(results)
     return "\n".join(lines) + "\n"
+
+
+def provenance() -> dict:
+    """Where a benchmark entry comes from: commit (and whether the tree was dirty), date, machine, versions."""
+    from suite.config import library_versions
+
+    def git(*args: str) -> str:
+        out = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
+        return out.stdout.strip() if out.returncode == 0 else "?"
+
+    return {"commit": git("rev-parse", "--short=10", "HEAD"), "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": _machine(),
+            "versions": library_versions()}
+
+
+def _machine() -> str:
+    return f"{os.cpu_count()} CPU cores, no GPU" if not os.environ.get("CUDA_VISIBLE_DEVICES") else "GPU"
+
+
+def _provenance_table(results: dict) -> list[str]:
+    """One row per benchmark entry: the run that produced its numbers (entries from before
+    provenance was recorded say so)."""
+    rows = []
+    for name in BENCHES:
+        if name not in results:
+            continue
+        p = results[name].get("provenance") if isinstance(results[name], dict) else None
+        if p:
+            v = p.get("versions", {})
+            rows.append(f"| {name} | `{p['commit']}`{' (dirty tree)' if p['dirty'] else ''} | {p['date']} | "
+                        f"{p['machine']} | tensorflow {v.get('tensorflow')}, keras {v.get('keras')}, "
+                        f"keras-cv {v.get('keras-cv')} |")
+        else:
+            rows.append(f"| {name} | not recorded (measured before 2026-11-26 evening) | | | |")
+    return ["", "## Provenance", "", "Each entry of `docs/benchmarks.json` records the run that produced it "
+            "(`bench/run.py --only NAME` replaces one entry and leaves the others as they were).", "",
+            "| entry | commit | measured | machine | libraries |", "|---|---|---|---|---|", *rows]
 
 
 def render_approaches(a: dict, versions: dict, machine: str) -> str:
@@ -805,10 +843,10 @@ def main() -> None:
         names = args.only.split(",") if args.only else list(BENCHES)
         for name in names:
             print(f"bench {name} ...", flush=True)
-            results[name] = BENCHES[name]()
+            results[name] = {**BENCHES[name](), "provenance": provenance()}
             print(json.dumps(results[name], indent=1), flush=True)
         results["versions"] = library_versions()
-        results["machine"] = f"{os.cpu_count()} CPU cores, no GPU" if not os.environ.get("CUDA_VISIBLE_DEVICES") else "GPU"
+        results["machine"] = _machine()
         RESULTS.parent.mkdir(exist_ok=True)
         RESULTS.write_text(json.dumps(results, indent=1, default=str) + "\n")
     (ROOT / "docs" / "benchmarks.md").write_text(render(results))

@@ -20,6 +20,8 @@ nucleus in `<id>/masks/`. Optional per-nucleus classes come from
 `normal`. Overlapping mask pixels go to the first mask, empty masks and
 unreadable files are skipped; all are counted in the data report. Images are
 split into train/val/test by a hash of their id.
+The generator (`tasks/samples/cell_microscopy.py`) draws fluorescence, tissue
+and brightfield nuclei, some atypical, in that layout.
 
 Model: a U-Net predicting, per pixel, background / nucleus interior / nucleus
 boundary (so touching nuclei separate) and the probability that the pixel's
@@ -255,10 +257,14 @@ def dataset(examples: Cells, recipe: Recipe, training: bool, batch_size: int, cl
                     crops.append(_crop(image, seg, aty, y, x, c))
         ds = tf.data.Dataset.from_tensor_slices(tuple(np.stack(p) for p in zip(*crops)))
 
+    # Plain tensor code, so autograph is skipped: a mirrored test run once failed inside
+    # autograph's conversion of these two closures (`to_xy` called with `jitter`'s arguments).
+    @tf.autograph.experimental.do_not_convert
     def to_xy(image, seg, aty):
         x = tf.cast(image, tf.float32)
         return x, {"segmentation": seg, "atypical": tf.stack([aty, tf.cast(seg > 0, tf.uint8)], -1)}
 
+    @tf.autograph.experimental.do_not_convert
     def jitter(x, y):  # Per-crop gain, offset and noise: stains and exposures vary.
         b = tf.shape(x)[0]
         gain = tf.random.uniform([b, 1, 1, 1], 0.7, 1.3)

@@ -17,7 +17,7 @@ Data: YOLO/Roboflow sets as downloaded (`data.yaml` with `names`, and
 `train|valid|test/images` with `labels/*.txt`), including sets with more
 classes: their names are mapped onto ours (`person`, `machinery`, `vehicle`) by
 `CLASS_MAP` plus the recipe's `class_map` ("TheirName:ours" entries), and the
-rest are ignored. The generator writes worksite scenes in that layout, drawn
+rest are ignored. The generator (`tasks/samples/machinery_proximity.py`) writes worksite scenes in that layout, drawn
 through a pinhole camera over a ground plane, and also `pairs.csv` (the true
 ground distance of every person-machine pair) and `hazards.csv` (each scene's
 nearest distance and hazard level).

@@ -16,7 +16,7 @@ Data: the loader reads Penn-Fudan's own layout as downloaded (`PNGImages/`,
 `PedMasks/` instance masks and `Annotation/` "PASCAL Annotation Version 1.00"
 text files with 1-based boxes), and also Pascal VOC folders
 (`Annotations/*.xml` + `JPEGImages/`), YOLO/Roboflow sets (`data.yaml`) and
-COCO JSON, keeping their person class. The generator draws street scenes in
+COCO JSON, keeping their person class. The generator (`tasks/samples/pedestrians.py`) draws street scenes in
 the Penn-Fudan layout. Images split into train/val/test by a hash of the name.
 
 Model: YOLOv8 from keras-cv (through `suite/kerascv.py`), built from recipe

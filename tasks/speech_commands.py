@@ -17,7 +17,7 @@ downloaded: `<word>/<speaker>_nohash_<n>.wav`, `validation_list.txt`,
 (ten words, `_silence_`, `_unknown_`). It also reads any folder-per-label WAV
 set and label-from-file-name sets such as `recordings/{digit}_{speaker}_{n}.wav`
 at any sample rate (resampled to 16 kHz, padded or cropped to 1 s); without
-split lists, whole speakers are held out. The generator speaks the words with
+split lists, whole speakers are held out. The generator (`tasks/samples/speech_commands.py`) speaks the words with
 espeak-ng (shipped by the `espeakng-loader` package, so no system install) in
 many voices, rates and pitches, adds room noise, and writes the Speech
 Commands layout.

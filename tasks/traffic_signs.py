@@ -16,7 +16,7 @@ downloaded: `Final_Training/Images/000NN/*.ppm` with `GT-000NN.csv` and,
 optionally, `Final_Test/Images/*.ppm` with `GT-final_test.csv`. Each image is
 cropped to its ROI plus a margin. Without a test layout, whole tracks (one
 physical sign, `TTTTT_FFFFF.ppm`) go to validation and test, so no sign is
-seen in two splits. The generator renders all 43 classes procedurally and
+seen in two splits. The generator (`tasks/samples/traffic_signs.py`) renders all 43 classes procedurally and
 writes them in that same layout.
 """
 

@@ -28,24 +28,29 @@ def _export_with(smoke: dict, tmp_path: Path, **changes) -> Path:
 
 
 def _scores(export: Path, image: Path) -> list[float]:
-    out = tf.saved_model.load(str(export)).serve_bytes(tf.constant(image.read_bytes()))
+    loaded = tf.saved_model.load(str(export))  # Held: its endpoints need its variables alive.
+    out = loaded.serve_bytes(tf.constant(image.read_bytes()))
     return out["scores"].numpy()[: int(out["num_detections"])].tolist()
+
+
+def _shown(line: str) -> tuple[int, float]:
+    """Boxes counted by a pedestrians `predict` line, and the threshold it says it used."""
+    shown, said = re.search(r": (\d+) person box\(es\) at score >= ([\d.]+) ", line).groups()
+    return int(shown), float(said)
 
 
 @pytest.mark.parametrize("smoke", ["pedestrians"], indirect=True)
 def test_predict_counts_boxes_at_the_exports_draw_threshold(smoke, tmp_path):
     work = smoke["work"]
     image = sorted((work / "data" / "PNGImages").glob("*.png"))[0]
-    lines = {}
-    for threshold in (0.0, 1.01):
-        export = _export_with(smoke, tmp_path / str(threshold), draw_threshold=threshold)
-        line = run_cli("predict", "pedestrians", str(image), "--model", str(export), cwd=work).stdout.strip()
-        shown, said = re.search(r": (\d+) person box\(es\) at score >= ([\d.]+) ", line).groups()
-        assert float(said) == threshold
-        assert int(shown) == sum(s >= threshold for s in _scores(export, image))
-        lines[threshold] = int(shown)
-    # The smoke detector finds something above its confidence floor, and no score reaches 1.01.
-    assert lines[0.0] > 0 and lines[1.01] == 0
+    counted = {}
+    for threshold, export in ((0.4, smoke["export"]), (0.0, _export_with(smoke, tmp_path, draw_threshold=0.0))):
+        shown, said = _shown(run_cli("predict", "pedestrians", str(image), "--model", str(export), cwd=work).stdout)
+        assert said == threshold
+        assert shown == sum(s >= threshold for s in _scores(export, image))
+        counted[threshold] = shown
+    # The same weights: the smoke detector's boxes mostly score below the default 0.4.
+    assert counted[0.0] > counted[0.4]
 
 
 @pytest.mark.parametrize("smoke", ["machinery_proximity"], indirect=True)
@@ -60,7 +65,7 @@ def test_predict_and_matrix_use_the_exports_distances(smoke, tmp_path):
 
     out = tmp_path / "reports"
     run_cli("matrix", "--tasks", "machinery_proximity", "--models", f"machinery_proximity={export}",
-            "--data", "machinery_proximity=data", "--out", str(out), "--limit", "12", cwd=work)
+            "--data", "machinery_proximity=data", "--out", str(out), "--limit", "6", cwd=work)
     cells = json.loads((out / "matrix.json").read_text())["rows"][0]["cells"]
     bands = {c["slice"] for c in cells.values() if c.get("family") == "distance_band"}
     assert bands - {"no pair"} and bands <= {"<2 m", "2-5 m", ">=5 m", "no pair"}, bands  # Not the defaults' 3 and 8 m.

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from conftest import realdata
+from conftest import realdata, run_cli
 from suite.data import check_image_file, decode_image, resize
 from tasks import traffic_signs as ts
 
@@ -128,6 +128,15 @@ def test_export_reads_png_and_jpeg_bytes(smoke):
     out = loaded.serve_bytes(tf.constant([ppm.read_bytes(), *encoded]))["probabilities"].numpy()
     assert np.max(np.abs(out[0] - out[1])) < 1e-4  # PNG is lossless.
     assert np.max(np.abs(out[0] - out[2])) < 0.2  # JPEG is close.
+
+
+@pytest.mark.parametrize("smoke", ["traffic_signs"], indirect=True)
+def test_predict_refuses_out_for_a_task_that_does_not_draw(smoke, tmp_path):
+    ppm = sorted((smoke["work"] / "data").rglob("*.ppm"))[0]
+    proc = run_cli("predict", "traffic_signs", str(ppm), "--model", str(smoke["export"]), "--out", str(tmp_path),
+                   cwd=smoke["work"], check=False)
+    assert proc.returncode == 2 and "Expected --out only for tasks that write annotated files" in proc.stderr
+    assert not any(tmp_path.iterdir())
 
 
 def test_ppm_header_comments_are_skipped(tmp_path):

@@ -37,7 +37,7 @@ class Espeak:
 
     _instance = None
 
-    def __init__(self):
+    def __init__(self) -> None:
         try:
             import espeakng_loader
         except ImportError as e:
