@@ -21,8 +21,13 @@
   is not offered. Features apply to classification tasks only.
 
 `--from` takes a run directory (`best.keras`), a suite export folder
-(`model.keras` beside `saved_model.pb`), a `.keras` file, or a local Keras
-Applications weights file (`*_notop.h5`, `*_no_top.h5`; nothing is downloaded).
+(`model.keras` beside `saved_model.pb`), a `.keras` file, a local Keras
+Applications weights file (`*_notop.h5`, `*_no_top.h5`), or a published
+pretrained network: `imagenet:<KerasApplicationsName>[,alpha=A]` (downloaded
+once through Keras' own cached, hash-checked `get_file` into
+`$KERAS_HOME/models/`), `preset:<name>` for a keras-cv YOLOv8 backbone preset
+(COCO-trained, through keras-cv's own preset loading, for the detection tasks)
+or `preset:<folder>` / a preset folder for one a user saved or copied.
 This module never imports `tasks`: it reads a task only through its contract.
 """
 
@@ -53,8 +58,9 @@ APPROACHES = ("scratch", "transfer", "features")
 HEAD = ("transfer_standardise", "transfer_dropout", "probabilities")  # Layers a transfer adds; the rest is the body.
 FROM_HELP = (
     "a run directory (best.keras), a suite export folder (model.keras beside saved_model.pb), "
-    "a .keras file or a local Keras Applications weights file "
-    "(such as mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5)"
+    "a .keras file, a local Keras Applications weights file "
+    "(such as mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5), "
+    "imagenet:<KerasApplicationsName>, or preset:<YOLOv8 backbone preset or folder>"
 )
 
 # Keras Applications weight files by their official names: constructor, its
@@ -71,6 +77,61 @@ APPLICATIONS = [
     (r"(?P<name>densenet(121|169|201))_weights_tf_dim_ordering_tf_kernels_notop", "DenseNet", "torch"),
     (r"efficientnet(?P<b>b[0-7])_notop", "EfficientNet", "none"),
 ]
+
+
+# `imagenet:<name>`: the Keras Applications constructors these families cover, and their preprocessing.
+IMAGENET = {
+    **{n: "tf" for n in ("MobileNet", "MobileNetV2", "ResNet50V2", "ResNet101V2", "ResNet152V2")},
+    **{n: "none" for n in ("MobileNetV3Small", "MobileNetV3Large", *(f"EfficientNetB{i}" for i in range(8)))},
+    **{n: "caffe" for n in ("ResNet50", "ResNet101", "ResNet152", "VGG16", "VGG19")},
+    **{n: "torch" for n in ("DenseNet121", "DenseNet169", "DenseNet201")},
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Pretrained:
+    """A published pretrained network named in `--from`.
+
+    Args:
+        kind: `"imagenet"` (Keras Applications weights) or `"preset"` (a
+            keras-cv YOLOv8 backbone preset name or preset folder).
+        name: the constructor or preset.
+        kwargs: constructor arguments for `imagenet` (`alpha`). Defaults to none.
+    """
+
+    kind: str
+    name: str
+    kwargs: tuple[tuple[str, float], ...] = ()
+
+    def __str__(self) -> str:
+        extra = "".join(f",{k}={v:g}" for k, v in self.kwargs)
+        return f"{self.kind}:{self.name}{extra}"
+
+    @property
+    def suffix(self) -> str:  # Not a file: `.h5`/`.keras` checks never match.
+        return ""
+
+
+SourceArg = Path | Pretrained
+
+
+def _pretrained(text: str) -> Pretrained:
+    kind, _, rest = text.partition(":")
+    if kind == "preset":
+        if not rest:
+            raise UserError("Expected --from preset:<name or folder>. Received: an empty preset.")
+        return Pretrained("preset", str(Path(rest).resolve()) if Path(rest).is_dir() else rest)
+    name, *pairs = rest.split(",")
+    if name not in IMAGENET:
+        raise UserError(f"Expected --from imagenet:<name> with a Keras Applications network.{closest(name, IMAGENET)} "
+                        f"Expected one of: {', '.join(IMAGENET)}. Received: {name!r}")
+    kwargs = []
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        if key != "alpha" or not value.replace(".", "", 1).isdigit():
+            raise UserError(f"Expected imagenet:{name}[,alpha=FLOAT]. Received: {text!r}")
+        kwargs.append((key, float(value)))
+    return Pretrained("imagenet", name, tuple(kwargs))
 
 
 def _application(path: Path) -> tuple[str, dict, str] | None:
@@ -98,17 +159,23 @@ def _application(path: Path) -> tuple[str, dict, str] | None:
     return None
 
 
-def resolve_source(path: str | Path) -> Path:
-    """The file a `--from` argument points at, or a UserError saying what was expected.
+def resolve_source(path: str | Path) -> SourceArg:
+    """The file or published network a `--from` argument names, or a UserError saying what was expected.
 
     Args:
-        path: a run directory, an export folder, a `.keras` file or a Keras
-            Applications weights file.
+        path: a run directory, an export folder, a `.keras` file, a Keras
+            Applications weights file, `imagenet:<name>`, `preset:<name or
+            folder>`, or a preset folder.
 
     Returns:
-        The `.keras` or `.h5` file to load.
+        The `.keras` or `.h5` file to load, or a `Pretrained`.
     """
+    if isinstance(path, str) and path.startswith(("imagenet:", "preset:")):
+        return _pretrained(path)
     p = Path(path)
+    if p.is_dir() and (p / "config.json").is_file() and not (p / "best.keras").exists() \
+            and "YOLOV8Backbone" in (p / "config.json").read_text()[:2000]:
+        return Pretrained("preset", str(p.resolve()))  # A keras-cv preset folder.
     numbered = sorted((int(v.name) for v in p.iterdir() if v.name.isdigit()), reverse=True) if p.is_dir() else []
     if numbered and not (p / "best.keras").exists():  # saved_models/<task>/: its latest version.
         p = p / str(numbered[0])
@@ -173,7 +240,7 @@ def _features_of(model: keras.Model, layer_name: str):
     return x
 
 
-def source_body(source: Path, input_shape: tuple, layer_name: str = "") -> tuple[Any, Any]:
+def source_body(source: SourceArg, input_shape: tuple, layer_name: str = "") -> tuple[Any, Any]:
     """Loads a source network and returns `(inputs, features)` symbolic tensors.
 
     Args:
@@ -189,23 +256,35 @@ def source_body(source: Path, input_shape: tuple, layer_name: str = "") -> tuple
         UserError: when the input shapes differ or the layer does not exist.
     """
     want = tuple(input_shape[1:])
-    app = _application(source) if source.suffix == ".h5" else None
+    if isinstance(source, Pretrained) and source.kind == "preset":
+        raise UserError(f"Expected --from preset: only for the detection tasks (a YOLOv8 backbone). Received: "
+                        f"{source} for a classifier; use imagenet:<name> or a trained run.")
+    if isinstance(source, Pretrained):
+        app: tuple[str, dict, str] | None = (source.name, dict(source.kwargs), IMAGENET[source.name])
+    else:
+        app = _application(source) if source.suffix == ".h5" else None
     if app:
         ctor, kwargs, prep = app
         if len(want) != 3 or want[-1] != 3:
             raise UserError(f"Expected a task whose model takes RGB images for the Keras Applications "
                             f"weights {source.name}. Received: a task whose input is {want}.")
         inputs = keras.Input(want, name="pixels")
+        weights = "imagenet" if isinstance(source, Pretrained) else str(source)
         try:
             base = getattr(keras.applications, ctor)(
-                include_top=False, weights=str(source), input_shape=want, pooling="avg", **kwargs)
+                include_top=False, weights=weights, input_shape=want, pooling="avg", **kwargs)
         except ValueError as e:  # Too small an input, or a file of another architecture.
             raise UserError(f"Expected {source.name} to build as {ctor} on {want} input. Received: {e}") from e
+        except Exception as e:  # Keras' get_file raises a bare Exception when the download fails.
+            if "URL fetch failure" not in str(e):
+                raise
+            raise UserError(_offline_weights(str(e), str(source))) from None
         features = base(_preprocess(inputs, prep))
         if layer_name:
             raise UserError(f"Expected feature_layer='' with a Keras Applications file (its pooled "
                             f"output is used). Received: {layer_name!r}")
         return inputs, features
+    assert isinstance(source, Path)  # Pretrained sources returned above.
     model = load_model(source)
     have = tuple(model.input_shape[1:])
     if have != want:
@@ -213,6 +292,19 @@ def source_body(source: Path, input_shape: tuple, layer_name: str = "") -> tuple
         raise UserError(f"Expected a --from model taking this task's input {want}. Received: {source}, "
                         f"which takes {have}.{hint}")
     return model.inputs[0], _features_of(model, layer_name)
+
+
+def _offline_weights(message: str, source: str) -> str:
+    """One line for a failed ImageNet weights download: which file, and where Keras looks for it."""
+    import os
+    import re
+
+    url = (re.search(r"URL fetch failure on (\S+?):? ", message) or re.search(r"(https?://\S+)", message))
+    origin = url.group(1) if url else "the weights URL"
+    home = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras") / "models"
+    return (f"Expected to download the ImageNet weights for --from {source}. Received: no connection "
+            f"({origin}). Offline, download that file on a connected machine and put it in {home}/ "
+            "(Keras' cache, or set KERAS_HOME), or pass the .h5 file itself with --from.")
 
 
 def _walk(layer):
@@ -237,7 +329,7 @@ def set_body_trainable(model: keras.Model, trainable: bool, finetune_bn: bool = 
                     sub.trainable = False
 
 
-def transfer_model(source: Path, input_shape: tuple, recipe: TrainRecipe, class_names: list[str],
+def transfer_model(source: SourceArg, input_shape: tuple, recipe: TrainRecipe, class_names: list[str],
                    probe: Any = None) -> keras.Model:
     """The source's body with a new head (standardise, dropout, softmax); body frozen.
 
@@ -342,7 +434,7 @@ def copy_matching_weights(source: keras.Model, target: keras.Model) -> int:
 # --- Approaches -----------------------------------------------------------------
 
 
-def train_transfer(task: Task[Any, Any], recipe: TrainRecipe, data: LoadedData[Any], run_dir: Path, source: Path, *,
+def train_transfer(task: Task[Any, Any], recipe: TrainRecipe, data: LoadedData[Any], run_dir: Path, source: SourceArg, *,
                    strategy: str = "auto", resume: bool = False, metadata: dict | None = None) -> keras.Model:
     """Head on a frozen body, then fine-tuning; each phase a trainer run.
 
@@ -413,7 +505,9 @@ def train_transfer(task: Task[Any, Any], recipe: TrainRecipe, data: LoadedData[A
 
 def _transfer_weights(task, recipe, data, run_dir, source, target, strategy, resume, facts) -> keras.Model:
     """Transfer for non-classifier tasks: same architecture, source weights, one fine-tuning run."""
-    if source.suffix == ".h5":
+    if isinstance(source, Pretrained) and source.kind == "preset":
+        return _transfer_preset(task, recipe, data, run_dir, source, strategy, resume, facts)
+    if isinstance(source, Pretrained) or source.suffix == ".h5":
         raise UserError(f"Expected a --from model of a task with {task.name}'s architecture (a run, export or "
                         f".keras file): its outputs are not one softmax. Received: {source.name}, a Keras "
                         "Applications classifier body.")
@@ -443,6 +537,31 @@ def _transfer_weights(task, recipe, data, run_dir, source, target, strategy, res
     config = json.loads((run_dir / "config.json").read_text())
     write_json(run_dir / "config.json", {**config, "layers_transferred": count[0]})
     return model
+
+
+def _transfer_preset(task, recipe, data, run_dir, source: Pretrained, strategy, resume, facts) -> keras.Model:
+    """A detection task on a YOLOv8 backbone preset: the recipe's `backbone_preset` names it, so the
+    task's own `build_model` builds the detector on it; the whole model fine-tunes at the scaled rate."""
+    if not hasattr(recipe, "backbone_preset"):
+        raise UserError(f"Expected --from preset: only for tasks with a YOLOv8 backbone (the detection tasks). "
+                        f"Received: {source} for {task.name}.")
+    recipe = dataclasses.replace(recipe, backbone_preset=source.name)
+
+    def build():
+        try:
+            return task.build_model(recipe, data.class_names)
+        except ValueError as e:
+            raise UserError(str(e)) from None
+
+    rate = recipe.learning_rate * recipe.finetune_lr_scale
+    print(f"[{task.name}] transfer: detector on the backbone preset {source.name}, fine-tuned at {rate:g}",
+          flush=True)
+    return trainer.train(
+        task, dataclasses.replace(recipe, learning_rate=rate), data, run_dir, strategy=strategy,
+        resume=resume and (run_dir / "history.csv").exists(), build_model=build,
+        metadata={**facts, "phase": "finetune", "recipe": dataclasses.asdict(recipe),
+                  "finetune_learning_rate": rate, "kept": "finetune"},
+    )
 
 
 @keras.saving.register_keras_serializable(package="suite")
@@ -485,7 +604,7 @@ def _temperature(scores: np.ndarray, labels: np.ndarray) -> float:
     return best_t
 
 
-def train_features(task: Task[Any, Any], recipe: TrainRecipe, data: LoadedData[Any], run_dir: Path, source: Path, *,
+def train_features(task: Task[Any, Any], recipe: TrainRecipe, data: LoadedData[Any], run_dir: Path, source: SourceArg, *,
                    metadata: dict | None = None) -> keras.Model:
     """Source features -> standardisation -> linear SVM, folded into one Keras model.
 

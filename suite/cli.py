@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from suite.errors import UserError, closest
 
+from suite.fetch import MANIFEST, dataset_dir
 from suite.runs import DATASETS, RUNS, SAVED_MODELS, has_data, summary
 
 if TYPE_CHECKING:
@@ -60,6 +61,11 @@ def cmd_list(args: argparse.Namespace) -> None:
         print(f"  data:           {DATASETS / name if has_data(DATASETS / name) else 'none (suite data make ' + name + ')'}")
         print(f"  trained run:    {run or 'none'}")
         print(f"  export:         {export or 'none'}")
+        for source in task.sources:
+            fetched = dataset_dir(DATASETS, name, source.name)
+            where = f"fetched: {fetched}" if (fetched / MANIFEST).exists() else \
+                f"`suite data fetch {name} --source {source.name}`" + (" --archive FILE" if source.manual else "")
+            print(f"  source {source.name}: {source.title} ({where})")
 
 
 def cmd_data_make(args: argparse.Namespace) -> None:
@@ -73,6 +79,26 @@ def cmd_data_make(args: argparse.Namespace) -> None:
     print(f"[{task.name}] done: {out}")
 
 
+def cmd_data_fetch(args: argparse.Namespace) -> None:
+    from suite.fetch import fetch, find_source
+
+    task = get_task(args.task)
+    source = find_source(task.sources, args.source, task.name)
+    out = Path(args.out) if args.out else dataset_dir(DATASETS, task.name, source.name)
+    print(f"[{task.name}] fetching {source.title} into {out}", flush=True)
+    root = fetch(source, out, archives=[Path(a) for a in args.archive], cache=args.cache, force=args.force,
+                 mirror=args.mirror, quiet=args.quiet, log=_log)
+    data = source.name if not args.out else str(root)
+    print(f"[{task.name}] done: {root}\n  train on it: suite train {task.name} --data {data}")
+
+
+def _data(task: Task[Any, Any], value: str | None) -> Path | None:
+    """`--data` as a folder, or the name of a fetched source (`suite data fetch`)."""
+    from suite.fetch import resolve_data
+
+    return resolve_data(value, task.name, task.sources, DATASETS) if value else None
+
+
 def _log(line: str) -> None:
     print(line, flush=True)
 
@@ -81,7 +107,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     from suite import runs
 
     task = get_task(args.task)
-    data_dir = Path(args.data) if args.data else None
+    data_dir = _data(task, args.data)
     if args.resume:
         if args.sets:
             raise UserError("Expected no --set with --resume: a run resumes with its saved recipe. "
@@ -101,7 +127,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
     task = get_task(args.task)
     model, recipe, meta, _ = load_trained(task, Path(args.model) if args.model else None)
-    data_dir = Path(args.data) if args.data else DATASETS / task.name
+    data_dir = _data(task, args.data) or DATASETS / task.name
     data = task.load_data(data_dir, recipe)
     if args.split not in data.splits:
         raise UserError(f"Expected a split in {sorted(data.splits)}. Received: {args.split!r}")
@@ -172,7 +198,7 @@ def cmd_matrix(args: argparse.Namespace) -> None:
     names = [n.strip() for n in args.tasks.split(",") if n.strip()] if args.tasks else list(TASKS)
     tasks = {n: get_task(n) for n in names}
     models = _pairs([m for m in args.models if m != "latest"], "--models", TASKS)
-    datas = {k: v[-1] for k, v in _pairs(args.data, "--data", TASKS).items()}
+    datas = {k: str(_data(TASKS[k], v[-1])) for k, v in _pairs(args.data, "--data", TASKS).items()}
     entries = []
     for name, task in tasks.items():
         data = Path(datas.get(name, DATASETS / name))
@@ -204,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="every task, its data, model, metric and what exists")
     p.set_defaults(fn=cmd_list)
 
-    data = sub.add_parser("data", help="sample datasets").add_subparsers(dest="action", required=True)
+    data = sub.add_parser("data", help="sample datasets and real ones").add_subparsers(dest="action", required=True)
     p = data.add_parser("make", help="write the sample dataset in the real layout")
     p.add_argument("task")
     p.add_argument("--out", help="folder; defaults to datasets/TASK")
@@ -213,9 +239,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="write into a folder that holds files")
     p.set_defaults(fn=cmd_data_make)
 
+    p = data.add_parser("fetch", help="download a task's real dataset (checksums verified, safe extraction)")
+    p.add_argument("task")
+    p.add_argument("--source", help="one of the task's sources (`suite list`); defaults to its first")
+    p.add_argument("--out", help="folder; defaults to datasets/TASK-SOURCE (then `--data SOURCE` finds it)")
+    p.add_argument("--archive", action="append", default=[], metavar="FILE",
+                   help="use a file you already have instead of downloading it (repeat for several)")
+    p.add_argument("--cache", help="download cache; defaults to $SUITE_CACHE_DIR or ~/.cache/suite")
+    p.add_argument("--mirror", metavar="URL", help="a base URL serving the same file names")
+    p.add_argument("--force", action="store_true", help="replace an existing dataset folder")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(fn=cmd_data_fetch)
+
     p = sub.add_parser("train", help="train a task")
     p.add_argument("task")
-    p.add_argument("--data", help="dataset folder; defaults to datasets/TASK (made if absent)")
+    p.add_argument("--data", help="dataset folder or a fetched source's name; defaults to datasets/TASK "
+                   "(made if absent)")
     p.add_argument("--recipe", default="default")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--run-dir", help="defaults to runs/TASK/<timestamp>")
@@ -224,14 +263,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--approach", default="scratch", choices=["scratch", "transfer", "features"],
                    help="scratch (default); transfer: new head on a --from network, then fine-tune; "
                    "features: --from network features -> linear SVM")
-    p.add_argument("--from", dest="source", metavar="RUN_DIR|SAVEDMODEL_DIR|MODEL.keras|WEIGHTS.h5",
-                   help="the trained network transfer and features start from")
+    p.add_argument("--from", dest="source", metavar="RUN_DIR|SAVEDMODEL_DIR|MODEL.keras|WEIGHTS.h5|imagenet:NAME|preset:NAME",
+                   help="the trained network transfer and features start from: a run, an export, a file, "
+                   "imagenet:<KerasApplicationsName>[,alpha=A] (Keras downloads and caches the weights), or "
+                   "preset:<keras-cv YOLOv8 backbone preset or folder> for the detection tasks")
     p.set_defaults(fn=cmd_train)
 
     p = sub.add_parser("evaluate", help="metrics of a run or an export")
     p.add_argument("task")
     p.add_argument("--model", help="run dir or SavedModel version dir; defaults to the latest run")
-    p.add_argument("--data", help="defaults to datasets/TASK")
+    p.add_argument("--data", help="dataset folder or a fetched source's name; defaults to datasets/TASK")
     p.add_argument("--split", default="test", choices=["train", "val", "test", "all"])
     p.add_argument("--out", help="folder for plots and tables")
     p.add_argument("--json", action="store_true", help="print one JSON object")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import io
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +114,21 @@ def check_image_file(path: Path) -> str | None:
     except Exception as e:  # Pillow raises many types for bad files.
         return f"undecodable: {type(e).__name__}: {e}"
     return None
+
+
+def usable_images(folder: Path, report: DataReport) -> Iterator[tuple[Path, int, int]]:
+    """`(path, width, height)` of each image in `folder` that decodes, sorted by name; the rest are
+    counted and skipped in `report`."""
+    from PIL import Image
+
+    for path in sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
+        report.read += 1
+        problem = check_image_file(path)
+        if problem:
+            report.skip(path, problem)
+            continue
+        with Image.open(path) as im:
+            yield path, im.size[0], im.size[1]
 
 
 def parse_ppm_header(data: bytes) -> tuple[int, int, int, int]:

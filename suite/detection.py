@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from suite.config import TrainRecipe
-from suite.data import IMAGE_SUFFIXES, DataReport, check_image_file, decode_image, hash_split, take
+from suite.data import DataReport, check_image_file, decode_image, hash_split, take, usable_images
 from suite.errors import UserError
 
 if TYPE_CHECKING:
@@ -45,6 +45,9 @@ class DetectionRecipe(TrainRecipe):
     widths: tuple[int, ...] = (16, 32, 64, 128)  # Backbone stages (~1M params with fpn_depth 1).
     depths: tuple[int, ...] = (1, 1, 1, 1)  # C2f blocks per stage.
     fpn_depth: int = 1
+    # A keras-cv YOLOv8 backbone preset (a name such as yolo_v8_xs_backbone_coco, or a preset folder) that
+    # replaces widths/depths with its own architecture and COCO-trained weights; `--from preset:NAME` sets it.
+    backbone_preset: str = ""
     max_boxes: int = 16  # Padded boxes per training image.
     confidence_threshold: float = 0.05  # Low, so AP sees the whole ranking; the export returns these too.
     iou_threshold: float = 0.5  # NMS overlap (class-agnostic in keras-cv).
@@ -327,16 +330,7 @@ def read_yolo(images: Path, names: Sequence[str], mapping: dict[str, str] | None
     out = Detections([], [], [], [], [])
     if not images.is_dir():
         return out
-    from PIL import Image
-
-    for path in sorted(p for p in images.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
-        report.read += 1
-        problem = check_image_file(path)
-        if problem:
-            report.skip(path, problem)
-            continue
-        with Image.open(path) as im:
-            w, h = im.size
+    for path, w, h in usable_images(images, report):
         label = labels / f"{path.stem}.txt"
         boxes, classes = [], []
         if label.exists():
@@ -552,7 +546,8 @@ def build_model(recipe: DetectionRecipe, class_names: list[str]) -> keras.Model:
     from suite import kerascv  # Lazy: only commands that build or run a detector load keras-cv.
 
     return kerascv.yolo_detector(len(class_names), recipe.widths, recipe.depths, recipe.fpn_depth,
-                                 recipe.iou_threshold, recipe.confidence_threshold, recipe.max_detections)
+                                 recipe.iou_threshold, recipe.confidence_threshold, recipe.max_detections,
+                                 backbone_preset=recipe.backbone_preset)
 
 
 def compile_args(recipe: DetectionRecipe) -> dict[str, Any]:

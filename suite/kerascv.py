@@ -1,7 +1,8 @@
 """The one small adapter over keras-cv (frozen upstream; KerasHub may replace it).
 
 Only this module imports `keras_cv`. It builds a YOLOv8 detector from recipe
-values (no preset download, which cannot work offline) and decodes its raw
+values, or on a backbone preset (COCO-trained weights through keras-cv's own
+preset loading, or a preset folder a user saved or copied), and decodes its raw
 outputs with non-max suppression inside a graph, which keras-cv itself only
 does in `predict`.
 """
@@ -24,6 +25,7 @@ def yolo_detector(
     iou_threshold: float = 0.5,
     confidence_threshold: float = 0.25,
     max_detections: int = 50,
+    backbone_preset: str = "",
 ) -> keras.Model:
     """A YOLOv8 detector (boxes `xyxy` in input pixels) built from scratch.
 
@@ -36,14 +38,21 @@ def yolo_detector(
         iou_threshold: NMS overlap above which the lower-scored box goes.
         confidence_threshold: boxes scoring below are dropped.
         max_detections: boxes kept per image after NMS.
+        backbone_preset: a YOLOv8 backbone preset name or preset folder, whose
+            architecture and weights replace `widths` and `depths`. Defaults
+            to none (built from scratch).
 
     Returns:
         An uncompiled `keras_cv.models.YOLOV8Detector`; compile it with
         `yolo_compile_args()`.
     """
-    backbone = keras_cv.models.YOLOV8Backbone(
-        stackwise_channels=list(widths), stackwise_depth=list(depths), include_rescaling=True, activation="swish"
-    )
+    if backbone_preset:
+        backbone = backbone_from_preset(backbone_preset)
+    else:
+        backbone = keras_cv.models.YOLOV8Backbone(
+            stackwise_channels=list(widths), stackwise_depth=list(depths), include_rescaling=True,
+            activation="swish",
+        )
     decoder = keras_cv.layers.NonMaxSuppression(
         bounding_box_format="xyxy", from_logits=False, iou_threshold=iou_threshold,  # The head ends in a sigmoid.
         confidence_threshold=confidence_threshold, max_detections=max_detections,
@@ -52,6 +61,47 @@ def yolo_detector(
         num_classes=num_classes, bounding_box_format="xyxy", backbone=backbone, fpn_depth=fpn_depth,
         prediction_decoder=decoder,
     )
+
+
+def preset_names() -> list[str]:
+    """The YOLOv8 backbone presets keras-cv knows (those ending `_coco` are COCO-trained)."""
+    return list(keras_cv.models.YOLOV8Backbone.presets)
+
+
+def backbone_from_preset(preset: str) -> keras.Model:
+    """A `YOLOV8Backbone` from a preset name (downloaded once into kagglehub's
+    cache) or a local preset folder (`config.json` + weights, as
+    `save_preset` writes).
+
+    Raises:
+        ValueError: with one line saying what is missing and where to put it
+            (offline, unknown name, or a folder of another kind).
+    """
+    import os
+
+    is_dir = os.path.isdir(preset)
+    if not is_dir and preset not in preset_names():
+        raise ValueError(f"Expected a YOLOv8 backbone preset ({', '.join(preset_names())}) or a preset folder. "
+                         f"Received: {preset!r}")
+    try:
+        return keras_cv.models.YOLOV8Backbone.from_preset(preset)
+    except Exception as e:  # noqa: BLE001 - keras-cv/kagglehub raise requests, OS and value errors alike.
+        if is_dir:
+            raise ValueError(f"Expected a YOLOv8 backbone preset folder (config.json naming YOLOV8Backbone, and "
+                             f"its weights file). Received: {preset}, which fails to load: {str(e)[:200]}") from e
+        handle = keras_cv.models.YOLOV8Backbone.presets[preset].get("kaggle_handle", preset)
+        cache = os.environ.get("KAGGLEHUB_CACHE", os.path.expanduser("~/.cache/kagglehub"))
+        raise ValueError(f"Expected to download the preset {preset} ({handle}). Received: "
+                         f"{type(e).__name__} ({str(e)[:120]}). Offline, copy a downloaded preset folder "
+                         f"(config.json, model.weights.h5, metadata.json) to this machine and pass "
+                         f"--from preset:<that folder>, or place it in {cache}/models/ where kagglehub looks.") from e
+
+
+def save_preset(backbone: keras.Model, folder: str) -> None:
+    """Writes a backbone as a preset folder that `backbone_from_preset` loads."""
+    from keras_cv.src.utils.preset_utils import save_to_preset
+
+    save_to_preset(backbone, folder)
 
 
 def yolo_compile_args() -> dict:

@@ -13,11 +13,14 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from suite.config import TrainRecipe, fingerprint, recipe_from_dict, write_json
 from suite.errors import UserError
 from suite.task import LoadedData, Task
+
+if TYPE_CHECKING:
+    from suite.approaches import SourceArg
 
 DATASETS, RUNS, SAVED_MODELS = Path("datasets"), Path("runs"), Path("saved_models")
 APPROACHES = ("scratch", "transfer", "features")
@@ -117,7 +120,7 @@ def load_trained(task: Task[Any, Any], path: Path | None) -> tuple[Any, TrainRec
 
 
 def fit(task: Task[Any, Any], recipe: TrainRecipe, data: LoadedData[Any], run_dir: Path, *,
-        approach: str = "scratch", source: Path | None = None, strategy: str = "auto", resume: bool = False,
+        approach: str = "scratch", source: SourceArg | None = None, strategy: str = "auto", resume: bool = False,
         metadata: dict | None = None, verbose: int | None = None) -> Any:
     """Trains with one approach and returns the best Keras model.
 
@@ -145,9 +148,10 @@ def fit(task: Task[Any, Any], recipe: TrainRecipe, data: LoadedData[Any], run_di
                          verbose=verbose)
 
 
-def _need(source: Path | None, approach: str) -> Path:
+def _need(source: SourceArg | None, approach: str) -> SourceArg:
     if source is None:
-        raise UserError(f"Expected --from RUN_DIR|SAVEDMODEL_DIR|MODEL.keras|WEIGHTS.h5 with --approach "
+        raise UserError(f"Expected --from RUN_DIR|SAVEDMODEL_DIR|MODEL.keras|WEIGHTS.h5|imagenet:NAME|preset:NAME "
+                        f"with --approach "
                         f"{approach}. Received: no --from.")
     return source
 
@@ -187,8 +191,8 @@ def train_task(task: Task[Any, Any], recipe: TrainRecipe, data_dir: Path | None 
     if approach == "scratch" and source:
         raise UserError(f"Expected no --from with --approach scratch (it starts from random weights). "
                         f"Received: --from {source}. Use --approach transfer or features.")
-    if approach != "scratch":
-        _need(Path(source) if source else None, approach)
+    if approach != "scratch" and not source:
+        _need(None, approach)
     if run_dir and (Path(run_dir) / "config.json").exists():
         raise UserError(f"Expected a new run directory. Received: {run_dir}, which holds a run. "
                         "Add --resume to continue it.")
@@ -218,12 +222,16 @@ def resume_task(task: Task[Any, Any], run_dir: Path | None = None, *, data_dir: 
     recipe = recipe_from_dict(type(task.recipes["default"]), config["recipe"])
     approach, source = config.get("approach", "scratch"), config.get("source")
     log(f"[{task.name}] resuming {run_dir} ({approach})")
+    if source:
+        from suite.approaches import resolve_source
+
+        source = resolve_source(source)
     return _run(task, recipe, Path(data_dir or config["data_dir"]), config["recipe_name"], approach,
-                Path(source) if source else None, run_dir, strategy, True, log)
+                source or None, run_dir, strategy, True, log)
 
 
 def _run(task: Task[Any, Any], recipe: TrainRecipe, data_dir: Path, recipe_name: str, approach: str,
-         source: Path | None, run_dir: Path | None, strategy: str, resume: bool, log: Log) -> Path:
+         source: SourceArg | None, run_dir: Path | None, strategy: str, resume: bool, log: Log) -> Path:
     data = task.load_data(data_dir, recipe)
     sizes = ", ".join(f"{k} {len(v)}" for k, v in data.splits.items() if k != "all")
     log(f"[{task.name}] {data.layout} at {data_dir}: {data.report.summary()}; {sizes}")

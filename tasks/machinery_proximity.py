@@ -51,6 +51,7 @@ from suite import corruptions
 from suite import detection as det
 from suite.data import DataReport, check_image_file, single_image_endpoints
 from suite.errors import UserError
+from suite.fetch import Remote, Source
 from suite.metrics import usable_files
 from suite.task import LoadedData, Task
 from tasks import samples
@@ -98,6 +99,21 @@ CLASS_MAP = {
 LAYOUT_HELP = (
     "a YOLO/Roboflow set: DIR/data.yaml with `names`, and train|valid|test/images/* beside labels/*.txt "
     "(`class cx cy w h`, normalised). Make a sample with `suite data make machinery_proximity --out DIR`"
+)
+
+# `suite data fetch machinery_proximity --archive FILE`: Construction Site Safety is hosted where an account
+# is needed, so the suite never downloads it; no public record pins a checksum, so the first fetch records it.
+SOURCES = (
+    Source(
+        name="css",
+        title="Construction Site Safety (Roboflow Universe v28, Kaggle 'Construction Site Safety Image Dataset')",
+        files=(Remote("https://www.kaggle.com/datasets/snehilsanyal/construction-site-safety-image-dataset-roboflow/"
+                      "archive.zip", None, None, None, "none published; recorded on first use"),),
+        licence="CC BY 4.0 (as listed by Roboflow)",
+        manual="sign in at https://www.kaggle.com/datasets/snehilsanyal/construction-site-safety-image-dataset-"
+               "roboflow, press Download (a file named archive.zip, holding css-data/ and data.yaml) and pass "
+               "that file",
+    ),
 )
 
 # === Data ===
@@ -356,4 +372,5 @@ TASK = Task(
         "A person hidden behind a machine is not detected, so not counted in the hazard (generated truth counts "
         "only people visible enough to annotate).",
     ),
+    sources=SOURCES,
 )

@@ -38,6 +38,7 @@ from suite import corruptions
 from suite import detection as det
 from suite.data import DataReport, check_image_file, single_image_endpoints
 from suite.errors import UserError
+from suite.fetch import Remote, Source
 from suite.metrics import usable_files
 from suite.task import LoadedData, Task
 from tasks import samples
@@ -67,6 +68,19 @@ LAYOUT_HELP = (
     "a Pascal VOC folder (Annotations/*.xml + JPEGImages/), a YOLO set (data.yaml with "
     "train|valid|test/images and labels) or COCO JSON (*.json beside images/). Make a sample with "
     "`suite data make pedestrians --out DIR` or download https://www.cis.upenn.edu/~jshi/ped_html/"
+)
+
+# `suite data fetch pedestrians`: the official zip. Its host publishes no checksum and no public record
+# (torchvision, TFDS) pins one, so the first fetch records its sha256 (see suite/fetch.py).
+SOURCES = (
+    Source(
+        name="pennfudan",
+        title="Penn-Fudan Database for Pedestrian Detection and Segmentation (170 images, 345 people)",
+        files=(Remote("https://www.cis.upenn.edu/~jshi/ped_html/PennFudanPed.zip", None, None, None,
+                      "none published; recorded on first use"),),
+        root="PennFudanPed",
+        licence="research use; cite Wang et al., ACCV 2007",
+    ),
 )
 
 # === Data ===
@@ -235,4 +249,5 @@ TASK = Task(
         "and weather are not represented (AP50 0.18 on real Penn-Fudan without real training data).",
         "Small people (under 32x32 px) are rare in the data and found poorly.",
     ),
+    sources=SOURCES,
 )

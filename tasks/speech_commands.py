@@ -42,6 +42,7 @@ from suite.audio import SAMPLE_RATE, SpecAugment, check_wav_file, colored_noise,
 from suite.config import TrainRecipe
 from suite.data import DataReport, pipeline
 from suite.errors import UserError
+from suite.fetch import Remote, Source
 from suite.metrics import (
     classification_compile_args,
     classifier_outputs,
@@ -96,6 +97,37 @@ LAYOUT_HELP = (
     "WAV files; or WAV files named <label>_<speaker>_<n>.wav (in DIR or DIR/recordings). "
     "Make a sample with `suite data make speech_commands --out DIR` or download Speech "
     "Commands from https://www.tensorflow.org/datasets/catalog/speech_commands"
+)
+
+# `suite data fetch speech_commands [--source NAME]`: the official tarballs. v0.02's sha256 and size are from
+# TFDS (tensorflow_datasets/url_checksums/speech_commands.txt); v0.01's md5 is torchaudio's
+# (torchaudio/datasets/speechcommands.py, _CHECKSUMS); FSDD v1.0.9's sha256 and size are from TFDS
+# (tensorflow_datasets/audio/spoken_digit/checksums.tsv).
+SOURCES = (
+    Source(
+        name="speech_commands_v0.02",
+        title="Speech Commands v0.02 (105,829 clips, 35 words, 2,618 speakers)",
+        files=(Remote("http://download.tensorflow.org/data/speech_commands_v0.02.tar.gz", 2428923189,
+                      "af14739ee7dc311471de98f5f9d2c9191b18aedfe957f4a6ff791c709868ff58", None,
+                      "sha256 and size from TFDS url_checksums/speech_commands.txt"),),
+        licence="CC BY 4.0",
+    ),
+    Source(
+        name="speech_commands_v0.01",
+        title="Speech Commands v0.01 (64,727 clips, 30 words, 1,881 speakers)",
+        files=(Remote("http://download.tensorflow.org/data/speech_commands_v0.01.tar.gz", None, None,
+                      "3cd23799cb2bbdec517f1cc028f8d43c", "md5 from torchaudio/datasets/speechcommands.py"),),
+        licence="CC BY 4.0",
+    ),
+    Source(
+        name="fsdd",
+        title="Free Spoken Digit Dataset v1.0.9 (digits 0-9, 8 kHz)",
+        files=(Remote("https://github.com/Jakobovski/free-spoken-digit-dataset/archive/v1.0.9.tar.gz", 11975353,
+                      "8bc44cde129d505cbbb6b365c09f80c663f2aa77578afc634e6141a2f87100c0", None,
+                      "sha256 and size from TFDS audio/spoken_digit/checksums.tsv"),),
+        root="free-spoken-digit-dataset-1.0.9",
+        licence="CC BY-SA 4.0",
+    ),
 )
 
 # === Data ===
@@ -411,4 +443,5 @@ TASK = Task(
         "voices and real microphones are not represented; on real recorded digits it is weaker (docs/approaches.md).",
         "One-second clips with one word; it does not spot keywords in a continuous stream.",
     ),
+    sources=SOURCES,
 )

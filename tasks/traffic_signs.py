@@ -33,8 +33,9 @@ import tensorflow as tf
 
 from suite import corruptions
 from suite.config import TrainRecipe
-from suite.data import DataReport, check_image_file, decode_image, pipeline, resize
+from suite.data import DataReport, check_image_file, decode_image, pipeline, resize, usable_images
 from suite.errors import UserError
+from suite.fetch import Remote, Source
 from suite.metrics import (
     classification_compile_args,
     classifier_outputs,
@@ -115,11 +116,33 @@ assert len(SIGNS) == len(CLASS_NAMES) == 43
 
 GT_COLUMNS = ["Filename", "Width", "Height", "Roi.X1", "Roi.Y1", "Roi.X2", "Roi.Y2", "ClassId"]
 LAYOUT_HELP = (
-    "the GTSRB layout: DIR/Final_Training/Images/000NN/*.ppm with GT-000NN.csv "
+    "the GTSRB layout: DIR/Final_Training/Images/000NN/*.ppm (or DIR/Training/000NN/) with GT-000NN.csv "
     "(';'-separated: Filename;Width;Height;Roi.X1;Roi.Y1;Roi.X2;Roi.Y2;ClassId), "
     "optionally DIR/Final_Test/Images/*.ppm with GT-final_test.csv. Make a sample "
     "with `suite data make traffic_signs --out DIR` or download GTSRB from "
     "https://benchmark.ini.rub.de/gtsrb_dataset.html"
+)
+
+# `suite data fetch traffic_signs`: the archives torchvision downloads, with the md5s it records
+# (github.com/pytorch/vision, torchvision/datasets/gtsrb.py); the host publishes no checksums or sizes.
+GTSRB_ARCHIVES = "https://sid.erda.dk/public/archives/daaeac0d7ce1152aea9b61d9f1e19370/"
+SOURCES = (
+    Source(
+        name="gtsrb",
+        title="GTSRB: final training images (re-packed GTSRB-Training_fixed.zip), final test images and "
+              "their ground truth",
+        files=(
+            Remote(GTSRB_ARCHIVES + "GTSRB-Training_fixed.zip", None, None, "513f3c79a4c5141765e10e952eaa2478",
+                   "md5 from torchvision/datasets/gtsrb.py"),
+            Remote(GTSRB_ARCHIVES + "GTSRB_Final_Test_Images.zip", None, None, "c7e4e6327067d32654124b0fe9e82185",
+                   "md5 from torchvision/datasets/gtsrb.py"),
+            # GT-final_test.csv sits at the archive's top level; the loader reads it in GTSRB/.
+            Remote(GTSRB_ARCHIVES + "GTSRB_Final_Test_GT.zip", None, None, "fe31e9c9270bbcd7b84b7f21a9d9d9e5",
+                   "md5 from torchvision/datasets/gtsrb.py", into="GTSRB"),
+        ),
+        root="GTSRB",
+        licence="research use; cite Stallkamp et al. 2012",
+    ),
 )
 
 
@@ -185,10 +208,24 @@ def _signs(rows: list) -> Signs:
     return Signs(np.array(paths), np.array(rois, np.int32), np.array(labels, np.int32), np.array(groups))
 
 
+def _read_folder(class_dir: Path, report: DataReport) -> list:
+    """A class folder without its GT csv: every image, labelled by the folder, whole image as ROI."""
+    label = int(class_dir.name)
+    return [(str(path), [0, 0, w - 1, h - 1], label, f"{label}/{path.name.split('_')[0]}")
+            for path, w, h in usable_images(class_dir, report)]
+
+
+def _train_images(root: Path) -> Path:
+    """`Final_Training/Images` (the official archive) or `Training` (the re-packed
+    GTSRB-Training_fixed.zip that torchvision downloads); both hold `000NN/` class folders."""
+    official = root / "Final_Training" / "Images"
+    return official if official.is_dir() else root / "Training"
+
+
 def _find_root(data_dir: Path) -> Path | None:
-    """Accepts the folder holding Final_Training, its parent (GTSRB/), or Images/."""
+    """Accepts the folder holding Final_Training (or Training), its parent (GTSRB/), or Images/."""
     for candidate in (data_dir, data_dir / "GTSRB"):
-        if (candidate / "Final_Training" / "Images").is_dir():
+        if (candidate / "Final_Training" / "Images").is_dir() or (candidate / "Training" / "00000").is_dir():
             return candidate
     if data_dir.name == "Images" and data_dir.parent.name == "Final_Training":
         return data_dir.parent.parent
@@ -215,10 +252,12 @@ def load_data(data_dir: Path, recipe: Recipe) -> LoadedData:
         raise UserError(f"Expected {LAYOUT_HELP}. Received: {data_dir} holding {found}.")
     report = DataReport()
     train_rows = []
-    for class_dir in sorted((root / "Final_Training" / "Images").iterdir()):
+    for class_dir in sorted(_train_images(root).iterdir()):
         gt = class_dir / f"GT-{class_dir.name}.csv"
         if class_dir.is_dir() and gt.exists():
             train_rows += _read_gt(gt, class_dir, report, None)
+        elif class_dir.is_dir() and class_dir.name.isdigit() and int(class_dir.name) < len(CLASS_NAMES):
+            train_rows += _read_folder(class_dir, report)
     test_rows = []
     test_images = root / "Final_Test" / "Images"
     for gt in (test_images / "GT-final_test.csv", root / "Final_Test" / "GT-final_test.csv", root / "GT-final_test.csv"):
@@ -398,4 +437,5 @@ TASK = Task(
         "It classifies a given sign crop (the GTSRB ROI); it does not find signs in a scene.",
         "Corruptions are applied to the crop the export receives, not to the whole camera frame.",
     ),
+    sources=SOURCES,
 )

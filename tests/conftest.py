@@ -34,14 +34,14 @@ def realdata(*parts: str) -> Path:
     return path
 
 
-def run_cli(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    """Runs `suite ARGS` in a fresh process, as a user would."""
+def run_cli(*args: str, cwd: Path, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Runs `suite ARGS` in a fresh process, as a user would (with `env` added to the environment)."""
     proc = subprocess.run(
         [sys.executable, "-m", "suite.cli", *args],
         cwd=cwd,
         capture_output=True,
         text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"suite {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")

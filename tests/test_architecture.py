@@ -58,10 +58,11 @@ def test_the_import_check_catches_a_cross_task_import(tmp_path):
 
 @pytest.mark.parametrize("name", list(TASKS))
 def test_task_files_read_like_an_example(name):
-    """Recipe, data, model, evaluation, export: no drawing or synthesis code, about 400 lines at most."""
+    """Recipe, data (with its public sources), model, evaluation, export: no drawing or synthesis code,
+    450 lines at most (about 400 plus the declared sources `suite data fetch` reads)."""
     path = TASK_DIR / f"{name}.py"
     text = path.read_text()
-    assert len(text.splitlines()) <= 420, f"{path.name} has {len(text.splitlines())} lines"
+    assert len(text.splitlines()) <= 450, f"{path.name} has {len(text.splitlines())} lines"
     drawing = {"PIL.ImageDraw", "PIL.ImageFont", "PIL.ImageFilter", "ctypes", "espeakng_loader"}
     assert not drawing & _imports(path), f"{path.name} imports {drawing & _imports(path)}"
     assert (TASK_DIR / "samples" / f"{name}.py").exists()
