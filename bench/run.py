@@ -261,6 +261,70 @@ def bench_digits() -> dict:
     return {"folds": folds, "mean_accuracy": float(np.mean([f["accuracy"] for f in folds.values()]))}
 
 
+def bench_voice() -> dict:
+    """voice_commands: default recipe end to end, export parity and latency on real WAV bytes, real voices."""
+    import tensorflow as tf
+
+    from suite.runs import load_model
+    from tasks import voice_commands as vc
+
+    result, work = _from_nothing("voice_commands")
+    run = ROOT / result["run"]
+    model = load_model(run / "best.keras")
+    config = json.loads((run / "config.json").read_text())
+    export = work / "saved_models" / "voice_commands" / "1"
+    import tensorflow_text  # noqa: F401 - the export's text ops.
+
+    loaded = tf.saved_model.load(str(export))
+    result["params"] = int(model.count_params())
+    result["tokens"] = config["recipe"]["tokens"]
+    # Parity on real WAV bytes: the export's text against the Keras model's, decoded the same way.
+    real = sorted((REALDATA / "speech_commands" / "speech_commands_v0.01").glob("*/*.wav"))[:40]
+    if real:
+        samples = int(vc.RECIPES["default"].max_seconds * 16000)
+        agree = 0
+        for path in real:
+            out = loaded.serve_wav(tf.constant([path.read_bytes()]))
+            wave = vc.decode_wav(tf.constant(path.read_bytes()), length=None)[:samples]
+            wave = tf.pad(wave, [[0, samples - tf.size(wave)]])[None]
+            text, _ = vc.greedy_decode(model(wave, training=False), config["class_names"])
+            agree += int(text.numpy()[0] == out["text"].numpy()[0])
+        result["export_parity_real_wavs"] = {"agree": agree, "n": len(real)}
+    three = tf.constant([next((work / "datasets" / "voice_commands" / "wavs").glob("*.wav")).read_bytes()])
+    for _ in range(10):
+        loaded.serve_wav(three)
+    times = []
+    for _ in range(100):
+        t = time.perf_counter()
+        loaded.serve_wav(three)["text"].numpy()
+        times.append(time.perf_counter() - t)
+    result["latency_wav_ms"] = {"p50": 1000 * float(np.median(times)), "p95": 1000 * float(np.percentile(times, 95))}
+    # Real voices, model trained on synthesized commands only: the clips whose word the grammar says.
+    from suite.config import recipe_from_dict
+    from tasks import TASKS
+
+    task = TASKS["voice_commands"]
+    recipe = recipe_from_dict(type(task.recipes["default"]), config["recipe"])
+    metadata = (work / "datasets" / "voice_commands" / "metadata.csv").read_text().splitlines()
+    grammar = {w for line in metadata for w in line.split("|")[2].split()}
+    for name, folder in (("real_sc", REALDATA / "speech_commands" / "speech_commands_v0.01"),
+                         ("real_digits", REALDATA / "spoken_digits")):
+        if folder.exists():
+            examples = task.load_data(folder, recipe).splits["all"]
+            keep = np.isin(examples.texts, sorted(grammar))
+            examples = vc.Utterances(examples.paths[keep], examples.texts[keep], examples.speakers[keep])
+            out = task.evaluate(loaded, examples, recipe, config["class_names"], WORK / "voice_eval" / name)
+            result[name] = {k: out.get(k) for k in ("word_accuracy", "sentence_accuracy", "cer", "n", "most_missed")}
+            result[name]["words"] = sorted(set(examples.texts.tolist()))
+    digits = REALDATA / "spoken_digits"
+    if digits.exists():  # Trained on the real digits of three speakers, tested on the fourth.
+        m, seconds = _train_fresh("voice_commands", digits, WORK / "voice_digits", WORK,
+                                  "--set", "test_speakers=theo")
+        result["digits_unseen_speaker"] = {"sentence_accuracy": m["sentence_accuracy"], "n": m["n"],
+                                           "seconds": seconds, "test_speaker": "theo"}
+    return result
+
+
 def bench_cells() -> dict:
     """cell_microscopy: default recipe end to end; real DSB 2018 images (trained on real, generated only)."""
     import tensorflow as tf
@@ -482,6 +546,7 @@ def bench_approaches() -> dict:
 BENCHES = {"e2e": bench_e2e, "overhead": bench_overhead, "loader": bench_loader, "real": bench_real,
            "speech": bench_speech, "digits": bench_digits, "approaches": bench_approaches, "cells": bench_cells,
            "pedestrians": bench_pedestrians, "machinery": bench_machinery, "matrix": bench_matrix}
+# bench_voice joins BENCHES when voice_commands joins the registry (issue 16: its recipe misses its targets yet).
 
 
 def _span(values: list) -> str:
@@ -569,6 +634,40 @@ def render(results: dict) -> str:
         folds = ", ".join(f"{k} {100 * v['accuracy']:.1f}%" for k, v in dg["folds"].items())
         lines.append(f"| spoken digits (8 kHz, 4 speakers), default recipe, leave one speaker out | (reported) | "
                      f"mean {100 * dg['mean_accuracy']:.1f}% on the held-out speaker ({folds}) |")
+    vo = results.get("voice")
+    if vo:
+        t = vo["test"]
+        lines += [
+            "",
+            "## voice_commands",
+            "",
+            "| what | target | measured |",
+            "|---|---|---|",
+            f"| default recipe end to end (`suite train voice_commands` from no data: synthesize 2,400 commands, "
+            f"train {vo['epochs']} epochs, evaluate; then `suite export`) | <= 900 s | {vo['seconds']:.0f} s |",
+            f"| word error rate, generated test split ({t['n']} commands: unseen sentences, unseen voices; tokens: "
+            f"{vo['tokens']}) | <= 10% | {100 * t['wer']:.1f}% (CER {100 * t['cer']:.1f}%, sentence accuracy "
+            f"{100 * t['sentence_accuracy']:.1f}%) |",
+            f"| model size; SavedModel latency for a command WAV (batch 1, CPU) | (reported) | {vo['params']:,} params; "
+            f"p50 {vo['latency_wav_ms']['p50']:.1f} ms (p95 {vo['latency_wav_ms']['p95']:.1f}) |",
+        ]
+        if "export_parity_real_wavs" in vo:
+            p = vo["export_parity_real_wavs"]
+            lines.append(f"| export text = Keras model text on real Speech Commands WAV bytes | all | "
+                         f"{p['agree']} of {p['n']} |")
+        for key, what in (("real_sc", "real Speech Commands clips of the grammar's words"),
+                          ("real_digits", "real spoken digits (4 speakers)")):
+            if key in vo:
+                r = vo[key]
+                what += f" ({len(r['words'])} words), model trained on synthesized commands only"
+                missed = ", ".join(f"{k} ({v})" for k, v in list((r.get("most_missed") or {}).items())[:5])
+                lines.append(f"| {what} | (reported) | word accuracy {100 * r['sentence_accuracy']:.1f}% of {r['n']}; "
+                             f"most missed: {missed or 'none'} |")
+        if "digits_unseen_speaker" in vo:
+            d = vo["digits_unseen_speaker"]
+            lines.append(f"| real spoken digits, default recipe trained on three speakers, tested on "
+                         f"{d['test_speaker']} | (reported) | word accuracy {100 * d['sentence_accuracy']:.1f}% of "
+                         f"{d['n']} ({d['seconds']:.0f} s) |")
     c = results.get("cells")
     if c:
         t = c["test"]

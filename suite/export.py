@@ -159,4 +159,11 @@ def load_export(path: Path, task_name: str) -> tuple[Any, dict]:
             f"Expected an export of task '{task_name}'. Received: {path}, an export "
             f"of '{meta['task']}'."
         )
-    return tf.saved_model.load(str(path)), meta
+    try:
+        return tf.saved_model.load(str(path)), meta
+    except tf.errors.NotFoundError as e:  # An op TensorFlow lacks: tensorflow-text's (normalisation, tokenizers).
+        if "Op type not registered" not in str(e):
+            raise
+        import tensorflow_text  # noqa: F401 - registers its ops with TensorFlow.
+
+        return tf.saved_model.load(str(path)), meta

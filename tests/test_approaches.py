@@ -103,7 +103,7 @@ def test_transfer_freezes_the_body_then_fine_tunes(smoke):
 def _spoken_digits(out: Path, words=("zero", "one", "two", "three"), speakers: int = 12, takes: int = 2) -> None:
     """A tiny FSDD-style set (`<label>_<speaker>_<n>.wav`) of words the source never had as classes."""
     from suite.audio import SAMPLE_RATE, write_wav
-    from tasks.samples.speech_commands import LANGUAGES, VARIANTS, Espeak, _to_16k
+    from tasks.samples.voices import LANGUAGES, VARIANTS, Espeak, to_16k
 
     out.mkdir(parents=True)
     rng = np.random.default_rng(0)
@@ -113,7 +113,7 @@ def _spoken_digits(out: Path, words=("zero", "one", "two", "three"), speakers: i
         rate, pitch = int(rng.integers(120, 220)), int(rng.integers(20, 80))
         for word in words:
             for take in range(takes):
-                x = _to_16k(tts.say(word, voice, rate + int(rng.integers(-15, 16)), pitch, 50), tts.rate)
+                x = to_16k(tts.say(word, voice, rate + int(rng.integers(-15, 16)), pitch, 50), tts.rate)
                 clip = np.zeros(SAMPLE_RATE // 2, np.float32)
                 x = x[: len(clip)]
                 clip[: len(x)] = 0.5 * x / (np.abs(x).max() + 1e-9)
