@@ -6,9 +6,12 @@ Run:
     suite export voice_commands
     suite predict voice_commands command.wav
 
-Expected result: see docs/benchmarks.md (word error rate on unseen sentences
-said by unseen voices, end-to-end time, and real Speech Commands clips and
-spoken digits) for the measured numbers.
+Status (issue 16): not registered yet, because the default recipe misses its targets.
+Measured on 2,400 generated commands (2 CPU cores, 30 epochs, ~12 minutes of
+training), the test WER was 0.41 against a target of 0.10. The beginnings of
+sentences come out right and the endings degrade, and single words mostly fail.
+Once it meets the targets, its measured numbers go to docs/benchmarks.md
+(`bench_voice`).
 
 Data: the loader reads the LJSpeech layout (`wavs/*.wav` + `metadata.csv`,
 `id|text|normalized text`; the speaker is the id up to its last `-`), a folder
