@@ -5,7 +5,7 @@
 has a pinned checksum from a public record (sha256 where one is published,
 otherwise the md5 that torchvision or TFDS record, with the byte size); the code
 names the record beside each value. A source whose host publishes no checksum
-is verified on first use: the sha256 and size of the first complete download are
+is verified on first use: the sha256 and size of the first successful fetch are
 recorded in the cache and every later fetch must match them (`suite data fetch`
 prints them so a team can pin them).
 
@@ -20,7 +20,8 @@ What a fetch guarantees:
   bombs). Everything is extracted into a temporary folder beside the target and
   renamed into place, so a dataset folder is complete or absent.
 - `--archive FILE` does the same from files a user already has (air-gapped
-  machines, or hosts that need an account), checksums included.
+  machines, or hosts that need an account), checksums included; files are
+  matched to a source's by name, except a manual source's one file.
 - Offline, a fetch fails in seconds with one line naming what could not be
   reached and how to use `--archive`.
 
@@ -147,11 +148,18 @@ def _recorded(cache: Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def verify(path: Path, remote: Remote, cache: Path, log: Callable[[str], None]) -> None:
-    """Checks `path` against the remote's pinned size and checksum (or the one
-    recorded on first use); on a mismatch deletes it and raises UserError."""
+def verify(path: Path, remote: Remote, cache: Path) -> dict[str, Any] | None:
+    """Checks `path` against the remote's pinned size and checksum, or the one recorded on first use.
+
+    Returns:
+        For a file no public record pins and none was recorded yet, the record
+        to keep (`record_first_use`) once the fetch succeeds; else None.
+
+    Raises:
+        UserError: on a mismatch, after deleting the file.
+    """
     size = path.stat().st_size
-    problems = []
+    problems, first_use = [], None
     if remote.size is not None and size != remote.size:
         problems.append(f"size {remote.size:,} bytes, received {size:,}")
     if not problems and remote.sha256:
@@ -167,17 +175,29 @@ def verify(path: Path, remote: Remote, cache: Path, log: Callable[[str], None]) 
         got = digest(path, "sha256")
         if known and (known["sha256"] != got or known["size"] != size):
             problems.append(f"sha256 {known['sha256']} ({known['size']:,} bytes, recorded on first use "
-                            f"in {cache / 'recorded.json'}), received {got} ({size:,} bytes)")
+                            f"in {cache / 'recorded.json'}; remove that entry if upstream changed), received "
+                            f"{got} ({size:,} bytes)")
         elif not known:
-            table = _recorded(cache)
-            table[remote.url] = {"sha256": got, "size": size, "date": time.strftime("%Y-%m-%d")}
-            _write_json_atomic(cache / "recorded.json", table)
-            log(f"[fetch] {remote.filename}: no public checksum exists ({remote.record}); recorded "
-                f"sha256 {got} and {size:,} bytes on first use")
+            first_use = {"url": remote.url, "sha256": got, "size": size, "date": time.strftime("%Y-%m-%d")}
     if problems:
         path.unlink(missing_ok=True)
         raise UserError(f"Expected {remote.filename} with {'; '.join(problems)}. The file was deleted; "
                         "fetch again (a changed upstream file needs a new pinned checksum).")
+    return first_use
+
+
+def record_first_use(cache: Path, records: list[dict[str, Any]], log: Callable[[str], None]) -> None:
+    """Keeps the checksums of files no public record pins, once their fetch succeeded (a wrong file
+    that fails to extract is never recorded)."""
+    if not records:
+        return
+    table = _recorded(cache)
+    for record in records:
+        url = record.pop("url")
+        table[url] = record
+        log(f"[fetch] {PurePosixPath(urlsplit(url).path).name}: no public checksum exists; recorded sha256 "
+            f"{record['sha256']} and {record['size']:,} bytes on first use")
+    _write_json_atomic(cache / "recorded.json", table)
 
 
 def _write_json_atomic(path: Path, data: Any) -> None:
@@ -400,6 +420,8 @@ def fetch(source: Source, out: Path, *, archives: Sequence[Path] = (), cache: Pa
         raise UserError(f"Expected an empty or absent folder for {source.name}. Received: {out}, which holds "
                         "files. Pass --force to replace it, or --out another folder.")
     given = {Path(a).name: Path(a) for a in archives}
+    if source.manual and len(source.files) == len(given) == 1:  # The user's download, whatever its name.
+        given = {source.files[0].filename: Path(archives[0])}
     unknown = set(given) - {r.filename for r in source.files}
     if unknown:
         raise UserError(f"Expected --archive files named {', '.join(r.filename for r in source.files)}. "
@@ -408,7 +430,7 @@ def fetch(source: Source, out: Path, *, archives: Sequence[Path] = (), cache: Pa
         if not a.is_file():
             raise UserError(f"Expected a readable --archive file. Received: {a}, which does not exist.")
 
-    files = []
+    files, pending = [], []
     for remote in source.files:
         cached = cache / source.name / remote.filename
         if remote.filename in given:
@@ -417,9 +439,9 @@ def fetch(source: Source, out: Path, *, archives: Sequence[Path] = (), cache: Pa
             tmp = cached.with_name(cached.name + f".{os.getpid()}.copy")
             shutil.copyfile(given[remote.filename], tmp)
             os.replace(tmp, cached)
-            verify(cached, remote, cache, log)
+            pending.append(verify(cached, remote, cache))
         elif cached.exists():
-            verify(cached, remote, cache, log)  # A cached file is checked again, then used without a request.
+            pending.append(verify(cached, remote, cache))  # Checked again, then used without a request.
             log(f"[fetch] {remote.filename}: verified in the cache {cached}")
         elif source.manual:
             raise UserError(f"Expected --archive {remote.filename} for {source.name}: {source.manual}. "
@@ -434,7 +456,7 @@ def fetch(source: Source, out: Path, *, archives: Sequence[Path] = (), cache: Pa
                     f"Expected to reach {urlsplit(url).netloc} for {remote.filename}. Received: no connection "
                     f"({_reason(e)}). Offline, download {remote.url} on a connected machine and pass it with "
                     f"`--archive {remote.filename}`.") from None
-            verify(cached, remote, cache, log)
+            pending.append(verify(cached, remote, cache))
         files.append((remote, cached))
 
     # Extract everything beside the target, then rename: the dataset is complete or absent.
@@ -457,6 +479,7 @@ def fetch(source: Source, out: Path, *, archives: Sequence[Path] = (), cache: Pa
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)
+        record_first_use(cache, [p for p in pending if p], log)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return root

@@ -201,6 +201,13 @@ def test_no_public_checksum_is_recorded_on_first_use_then_enforced(tmp_path):
         server.files["a.zip"] = _zip({"a.txt": b"changed upstream"})
         with pytest.raises(UserError, match="recorded on first use"):
             fetch.fetch(src, tmp_path / "other", cache=tmp_path / "cache", **QUIET)
+    # A first file that turns out not to be the source's archive is never recorded.
+    wrong = tmp_path / "PennFudanPed.zip"
+    wrong.write_bytes(_zip({"something/else.txt": b"x"}))
+    pennfudan = TASKS["pedestrians"].sources[0]
+    with pytest.raises(UserError, match="Expected PennFudanPed/ inside the archives of pennfudan"):
+        fetch.fetch(pennfudan, tmp_path / "ped", archives=[wrong], cache=tmp_path / "cache", **QUIET)
+    assert pennfudan.files[0].url not in fetch._recorded(tmp_path / "cache")
 
 
 def test_offline_fails_in_seconds_with_one_line_naming_the_host_and_archive(tmp_path, monkeypatch, capsys):
@@ -236,10 +243,11 @@ def test_archive_from_the_user_then_train_data_by_name(tmp_path, monkeypatch, ca
     task = TASKS["machinery_proximity"]
     archives, _ = build_archives(task.name, task.sources[0], tmp_path)
     (name, data), = archives.items()
-    (tmp_path / name).write_bytes(data)
+    assert name == "archive.zip"
+    (tmp_path / "css-download.zip").write_bytes(data)  # Browsers rename downloads: any name is taken.
     assert cli.main(["data", "fetch", task.name, "--cache", str(tmp_path / "cache")]) == 2
     assert "Expected --archive archive.zip for css: sign in at https://www.kaggle.com" in capsys.readouterr().err
-    assert cli.main(["data", "fetch", task.name, "--archive", name, "--cache", str(tmp_path / "cache"),
+    assert cli.main(["data", "fetch", task.name, "--archive", "css-download.zip", "--cache", str(tmp_path / "cache"),
                      "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "train on it: suite train machinery_proximity --data css" in out
