@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from suite.errors import UserError, closest
-
 from suite.fetch import MANIFEST, dataset_dir
 from suite.runs import DATASETS, RUNS, SAVED_MODELS, has_data, summary
 
@@ -289,7 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", nargs="+", default=["latest"], metavar="latest|TASK=PATH",
                    help="exports to compare (several per task allowed); defaults to each task's latest")
     p.add_argument("--data", action="append", default=[], metavar="TASK=DIR",
-                   help="dataset whose test split is used; defaults to datasets/TASK (made if absent)")
+                   help="dataset (a folder or a fetched source's name) whose test split is used; defaults to "
+                   "datasets/TASK (made if absent)")
     p.add_argument("--out", default="reports", help="folder for matrix.md/.csv/.json/.png and model cards")
     p.add_argument("--limit", type=int, default=300,
                    help="test examples per task, evenly spread (0: all). Defaults to 300")
