@@ -107,10 +107,6 @@ class Pretrained:
         extra = "".join(f",{k}={v:g}" for k, v in self.kwargs)
         return f"{self.kind}:{self.name}{extra}"
 
-    @property
-    def suffix(self) -> str:  # Not a file: `.h5`/`.keras` checks never match.
-        return ""
-
 
 SourceArg = Path | Pretrained
 
