@@ -45,7 +45,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
 
-from suite.errors import UserError
+from suite.errors import UserError, closest
 
 MAX_BYTES = 64 * 2**30  # Extraction limit; Speech Commands v0.02 is the largest source, ~3.8 GB extracted.
 MAX_FILES = 500_000  # Extraction limit; Speech Commands v0.02 holds ~106,000 files.
@@ -118,8 +118,6 @@ def dataset_dir(datasets: Path, task: str, source: str) -> Path:
 
 def find_source(sources: Sequence[Source], name: str | None, task: str) -> Source:
     """The source called `name` (the first when None), or a UserError listing them."""
-    from suite.errors import closest
-
     if not sources:
         raise UserError(f"Expected a task with public sources to fetch. Received: {task}, which declares none.")
     if name is None:
@@ -287,11 +285,13 @@ def download(url: str, dest: Path, *, size: int | None = None, retries: int = 4,
                     f"{_short(last)}. The partial file {part} is kept; fetch again to resume.")
 
 
+# What requests/urllib3 say when a host was never reached: readable reasons first, then exception names.
+UNREACHABLE = ("Failed to resolve", "Name or service not known", "Connection refused", "Network is unreachable",
+               "No route to host", "NameResolution", "ConnectTimeout", "getaddrinfo", "NewConnectionError")
+
+
 def _never_connected(e: Exception) -> bool:
-    text = repr(e)
-    return any(s in text for s in ("NameResolution", "Failed to resolve", "Connection refused",
-                                   "Network is unreachable", "No route to host", "ConnectTimeout",
-                                   "getaddrinfo", "Name or service not known", "NewConnectionError"))
+    return any(s in repr(e) for s in UNREACHABLE)
 
 
 def _short(e: Exception | None) -> str:
@@ -487,11 +487,7 @@ def fetch(source: Source, out: Path, *, archives: Sequence[Path] = (), cache: Pa
 
 def _reason(e: Exception) -> str:
     text = str(e)
-    for key in ("Failed to resolve", "Name or service not known", "Connection refused", "Network is unreachable",
-                "timed out", "No route to host"):
-        if key in text:
-            return key.lower()
-    return _short(e)
+    return next((key.lower() for key in (*UNREACHABLE[:5], "timed out") if key in text), _short(e))
 
 
 def resolve_data(value: str, task: str, sources: Sequence[Source], datasets: Path) -> Path:
