@@ -194,6 +194,9 @@ def cmd_matrix(args: argparse.Namespace) -> None:
     from suite.export import latest_export
     from tasks import TASKS
 
+    if (args.sets or args.recipe != "default") and not args.train_missing:
+        raise UserError("Expected --recipe and --set only with --train-missing (they choose what it trains). "
+                        f"Received: --recipe {args.recipe} --set {args.sets} without --train-missing.")
     names = [n.strip() for n in args.tasks.split(",") if n.strip()] if args.tasks else list(TASKS)
     tasks = {n: get_task(n) for n in names}
     models = _pairs([m for m in args.models if m != "latest"], "--models", TASKS)
@@ -204,8 +207,9 @@ def cmd_matrix(args: argparse.Namespace) -> None:
         paths: list[Path | None] = [Path(m) for m in models.get(name, [])] or [latest_export(SAVED_MODELS / name)]
         for path in paths:
             if path is None and args.train_missing:
-                _log(f"[matrix] {name}: no export under {SAVED_MODELS / name}/: training the default recipe ...")
-                run_dir = runs.train_task(task, task.recipes["default"], Path(datas[name]) if name in datas else None,
+                _log(f"[matrix] {name}: no export under {SAVED_MODELS / name}/: training the {args.recipe} recipe ...")
+                run_dir = runs.train_task(task, _recipe(task, args.recipe, args.sets),
+                                          Path(datas[name]) if name in datas else None, recipe_name=args.recipe,
                                           log=_log)
                 path = runs.export_run(task, run_dir)
             if path is None:
@@ -294,7 +298,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=300,
                    help="test examples per task, evenly spread (0: all). Defaults to 300")
     p.add_argument("--train-missing", action="store_true",
-                   help="train and export the default recipe for tasks without an export (else they are skipped)")
+                   help="train and export --recipe for tasks without an export (else they are skipped)")
+    p.add_argument("--recipe", default="default", help="the recipe --train-missing trains. Defaults to default")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="recipe overrides for --train-missing, as in `suite train`")
     p.add_argument("--seed", type=int, default=0, help="corruption noise seed")
     p.set_defaults(fn=cmd_matrix)
 

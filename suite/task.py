@@ -133,8 +133,11 @@ class Task(Generic[R, E]):
             stopping, for example `"val_accuracy"`.
         sample_size: default number of examples the generator writes.
         smoke_size: examples the generator writes for smoke runs and tests.
-        smoke_floor: a `primary_metric` value the smoke recipe beats on
-            `smoke_size` generated examples; the tests hold it to that.
+        smoke_floors: metric name -> a value the smoke recipe beats on
+            `smoke_size` generated examples (the `primary_metric` among
+            them); the tests hold its run and its export to every one. Set
+            where a broken model cannot reach (about half the lowest value
+            measured), not at chance.
         make_data: `MakeData`: `(out_dir, size, seed) -> None`; writes a
             sample dataset in the real dataset's own layout.
         load_data: `LoadData`: `(data_dir, recipe) -> LoadedData`; reads the
@@ -179,7 +182,7 @@ class Task(Generic[R, E]):
     monitor: str
     sample_size: int
     smoke_size: int
-    smoke_floor: float
+    smoke_floors: Mapping[str, float]
     make_data: MakeData
     load_data: LoadData[R, E]
     dataset: MakeDataset[R, E]
@@ -200,3 +203,6 @@ class Task(Generic[R, E]):
                 f"Task '{self.name}' must define the recipes 'default' and "
                 f"'smoke'. Received: {sorted(self.recipes)}"
             )
+        if self.primary_metric not in self.smoke_floors:
+            raise ValueError(f"Task '{self.name}' must give a smoke floor for its primary metric "
+                             f"'{self.primary_metric}'. Received: {sorted(self.smoke_floors)}")

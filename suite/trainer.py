@@ -35,7 +35,7 @@ def make_strategy(name: str = "auto") -> tf.distribute.Strategy:
             picks MultiWorkerMirroredStrategy when `TF_CONFIG` names several
             workers, MirroredStrategy over all GPUs when there are any, and
             the default strategy on CPU-only hosts, where one mirrored CPU
-            replica measured 0.5-0.85x the default strategy's speed.
+            replica only adds copies and cross-device reductions.
             `"mirrored"` on a CPU-only host mirrors over all logical CPUs.
             Defaults to `"auto"`.
 

@@ -82,6 +82,7 @@ RECIPES = {
     "smoke": Recipe(  # ~1 min: the plumbing works and boxes start to land.
         epochs=30, widths=(8, 16, 32, 64), image_size=160, batch_size=8, early_stopping_patience=30,
         learning_rate=3e-3, warmup_epochs=1, confidence_threshold=0.001,  # A young model's scores are low.
+        deterministic=True,  # Reproducible, so the tests' floors hold on every run.
     ),
 }
 
@@ -353,7 +354,8 @@ TASK = Task(
     monitor="val_loss",
     sample_size=1000,
     smoke_size=100,
-    smoke_floor=0.01,  # Untrained boxes score ~0.001; the smoke recipe measured mAP50 0.02-0.18 on 100 scenes.
+    # Half what the deterministic smoke run measures (mAP50 0.114, recall50 0.205); untrained boxes score ~0.001.
+    smoke_floors={"ap50": 0.057, "recall50": 0.10},
     make_data=samples.writer("machinery_proximity"),  # Generator: tasks/samples/machinery_proximity.py.
     load_data=load_data,
     dataset=det.dataset,  # The core's letterboxed boxes pipeline (flip, zoom) ...

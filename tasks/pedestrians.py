@@ -57,6 +57,7 @@ RECIPES = {
     "smoke": Recipe(  # ~1 min: proves the plumbing and that boxes start to land.
         epochs=16, widths=(8, 16, 32, 64), image_size=160, batch_size=8, early_stopping_patience=16,
         learning_rate=3e-3, warmup_epochs=1,
+        deterministic=True,  # Reproducible, so the tests' floors hold on every run.
     ),
 }
 
@@ -233,7 +234,8 @@ TASK = Task(
     monitor="val_loss",
     sample_size=1200,
     smoke_size=120,
-    smoke_floor=0.01,  # Untrained boxes score ~0; the smoke recipe measured AP50 0.035-0.06 (recall50 ~0.4).
+    # Half what the deterministic smoke run measures (AP50 0.172, recall50 0.583); untrained or zeroed boxes score ~0.
+    smoke_floors={"ap50": 0.085, "recall50": 0.29},
     make_data=samples.writer("pedestrians"),  # Generator: tasks/samples/pedestrians.py.
     load_data=load_data,
     dataset=det.dataset,  # The core's letterboxed boxes pipeline (flip, zoom) ...

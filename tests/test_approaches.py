@@ -52,24 +52,37 @@ def test_dropout_rates_are_recipe_values(name):
 def test_features_svm_matches_its_export(smoke):
     """features: the SVM folded into Keras scores what scikit-learn scored, and ships."""
     task, work = smoke["task"], smoke["work"]
+    # One classifier fits an RBF SVM (random Fourier features), the other a linear SVM on a named
+    # layer's features (the first flat one: the pooled features, not the head's input).
+    source = keras.saving.load_model(work / "run" / "best.keras")
+    flat = next(layer for layer in source.layers if len(layer.output.shape) == 2)
+    options = (["--set", "svm_kernel=rbf", "--set", "rff_components=512"] if task.name == "traffic_signs"
+               else ["--set", f"feature_layer={flat.name}"])
     # Two C values keep the test short (LinearSVC at C=1 converges slowly on 1,024 features).
     run_cli("train", task.name, "--data", "data", "--recipe", "smoke", "--approach", "features",
-            "--from", "run", "--run-dir", "features", "--set", "svm_c=0.003,0.03", cwd=work)
+            "--from", "run", "--run-dir", "features", "--set", "svm_c=0.003,0.03", *options, cwd=work)
     svm = json.loads((work / "features" / "svm.json").read_text())
     config = json.loads((work / "features" / "config.json").read_text())
     assert config["approach"] == "features" and config["source"].endswith("best.keras")
+    if task.name == "traffic_signs":
+        assert svm["kernel"] == "rbf" and config["recipe"]["rff_components"] == 512
+        assert keras.saving.load_model(work / "features" / "best.keras").get_layer("rff").units == 512
+    else:
+        assert svm["kernel"] == "linear" and config["recipe"]["feature_layer"] == flat.name
+        assert svm["features"] == flat.output.shape[-1]
 
     # The Keras model on the val split reproduces scikit-learn's val accuracy for the kept C.
     val = _json_line(run_cli("evaluate", task.name, "--model", "features", "--data", "data",
                              "--split", "val", "--json", cwd=work))
     assert val["accuracy"] == pytest.approx(svm["c_tried_val_accuracy"][str(svm["c"])], abs=1.5 / val["n"])
     test = json.loads((work / "features" / "metrics.json").read_text())
-    assert test[task.primary_metric] > task.smoke_floor
+    assert test[task.primary_metric] > task.smoke_floors[task.primary_metric]
 
     run_cli("export", task.name, "--run", "features", "--out", "features_export", cwd=work)
     shipped = _json_line(run_cli("evaluate", task.name, "--model", "features_export/1", "--data", "data",
                                  "--json", cwd=work))
-    assert shipped[task.primary_metric] == pytest.approx(test[task.primary_metric], abs=0.02)
+    assert shipped["n"] == test["n"]
+    assert shipped[task.primary_metric] == pytest.approx(test[task.primary_metric], abs=1 / test["n"])
 
 
 @pytest.mark.parametrize("smoke", CLASSIFIERS, indirect=True)
@@ -97,7 +110,7 @@ def test_transfer_freezes_the_body_then_fine_tunes(smoke):
     bn = next(layer.name for layer in source.layers if isinstance(layer, keras.layers.BatchNormalization))
     np.testing.assert_array_equal(tuned.get_layer(bn).get_weights()[2], source.get_layer(bn).get_weights()[2])
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics[task.primary_metric] > task.smoke_floor
+    assert metrics[task.primary_metric] > task.smoke_floors[task.primary_metric]
 
 
 def _spoken_digits(out: Path, words=("zero", "one", "two", "three"), speakers: int = 12, takes: int = 2) -> None:
@@ -133,12 +146,15 @@ def test_transfer_to_new_classes(smoke, tmp_path):
     model = keras.saving.load_model(tmp_path / "run" / "best.keras")
     assert model.output_shape == (None, 4)
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert metrics["accuracy"] >= 0.6  # Chance is 0.25; the linear-probe start reaches ~1.0 here.
+    # Chance is 0.25; the linear-probe start measured 1.0 here. One miss in the test split is allowed.
+    assert metrics["n"] >= 8 and metrics["accuracy"] >= 1 - 1.5 / metrics["n"], metrics
 
     run_cli("export", task.name, "--run", str(tmp_path / "run"), "--out", str(tmp_path / "export"), cwd=work)
-    wav = sorted((tmp_path / "digits").glob("two_*.wav"))[0]
-    out = run_cli("predict", task.name, str(wav), "--model", str(tmp_path / "export" / "1"), cwd=work)
-    assert out.stdout.split(": ")[1].split(" (")[0] in config["class_names"]
+    test = task.load_data(tmp_path / "digits", task.recipes["smoke"]).splits["test"]  # Unseen speakers' clips.
+    wavs = [Path(p) for p in sorted(test.paths)][:: max(1, len(test.paths) // 4)][:4]
+    out = run_cli("predict", task.name, *map(str, wavs), "--model", str(tmp_path / "export" / "1"), cwd=work)
+    said = [line.split(": ")[1].split(" (")[0] for line in out.stdout.strip().splitlines()]
+    assert sum(s == w.name.split("_")[0] for s, w in zip(said, wavs)) >= len(wavs) - 1, (said, wavs)
 
 
 def test_keras_applications_weights_file(tmp_path):

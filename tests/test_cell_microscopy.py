@@ -105,8 +105,7 @@ def test_loader_reads_real_dsb2018():
     everything = data.splits["all"]
     assert len(everything) == 150
     nuclei = sum(int(m.max()) for m in everything.instances)
-    assert nuclei == 7589 - sum("mask" in r for _, r in data.report.skipped)
-    assert nuclei > 7000
+    assert nuclei == 7589 and data.report.skipped == []  # One per mask file of the 150 folders; none dropped.
     sizes = {im.shape for im in everything.images}
     assert len(sizes) > 3 and all(s[2] == 3 for s in sizes)  # Mixed sizes; RGBA and grey became RGB.
     assert sum(len(data.splits[s]) for s in ("train", "val", "test")) == 150
@@ -129,6 +128,7 @@ def test_export_matches_the_keras_model(smoke):
         pixels = np.asarray(Image.open(path).convert("RGB"))
         want = segment(tf.constant(pixels))
         got = loaded.serve_bytes(tf.constant(path.read_bytes()))
+        assert int(got["num_nuclei"]) > 0  # Every generated image has nuclei: equal empty maps prove nothing.
         assert got["instances"].shape == pixels.shape[:2]
         np.testing.assert_array_equal(got["instances"].numpy(), want["instances"].numpy())
         np.testing.assert_array_equal(got["counts"].numpy(), want["counts"].numpy())

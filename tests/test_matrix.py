@@ -1,6 +1,7 @@
-"""The evaluation matrix: corruptions on their own, then `suite matrix` on every
-registered task's smoke export (one row, the declared columns, severity 0 equal
-to clean, markdown agreeing with JSON), and a task without an export."""
+"""The evaluation matrix: corruptions on their own, then one `suite matrix` run over
+every registered task's smoke export (latest exports, two models for one task; per
+task: the declared columns, severity 0 equal to clean, markdown agreeing with
+JSON), and a task without an export."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from conftest import run_cli, smoke_model
 from suite import corruptions, matrix
 from suite.config import recipe_from_dict
 from suite.export import load_export
@@ -59,15 +60,42 @@ def _md_summary(text: str) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
-@pytest.mark.parametrize("smoke", list(TASKS), indirect=True)
-def test_matrix_on_the_smoke_export(smoke, tmp_path):
-    task, work = smoke["task"], smoke["work"]
-    out = tmp_path / "reports"
-    run_cli("matrix", "--tasks", task.name, "--models", f"{task.name}={smoke['export']}",
-            "--data", f"{task.name}=data", "--out", str(out), "--limit", "6", cwd=work)
-    report = json.loads((out / "matrix.json").read_text())
-    assert [r["task"] for r in report["rows"]] == [task.name]
-    row = report["rows"][0]
+@pytest.fixture(scope="session")
+def every_task(request, tmp_path_factory) -> dict:
+    """`suite matrix` as a user runs it over every task, once: each task's smoke export as its latest
+    under saved_models/, its smoke data as datasets/TASK, and traffic_signs given two models."""
+    smokes = {name: smoke_model(name, request.config, tmp_path_factory) for name in TASKS}
+    root = tmp_path_factory.mktemp("matrix")
+    for name, built in smokes.items():
+        (root / "saved_models" / name).mkdir(parents=True)
+        (root / "saved_models" / name / "1").symlink_to(built["export"], target_is_directory=True)
+        (root / "datasets").mkdir(exist_ok=True)
+        (root / "datasets" / name).symlink_to(built["work"] / "data", target_is_directory=True)
+    (root / "another").symlink_to(smokes["traffic_signs"]["export"], target_is_directory=True)
+    run_cli("matrix", "--models", "latest", "traffic_signs=saved_models/traffic_signs/1", "traffic_signs=another",
+            "--limit", "6", "--out", "reports", cwd=root)
+    return {"smokes": smokes, "out": root / "reports", "report": json.loads((root / "reports" / "matrix.json").read_text())}
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("matrix")
+def test_matrix_rows_are_every_tasks_latest_export_and_each_model_given(every_task):
+    rows = every_task["report"]["rows"]
+    assert [(r["task"], r["model"]) for r in rows] == [
+        (name, model) for name in TASKS
+        for model in (["saved_models/traffic_signs/1", "another"] if name == "traffic_signs" else [f"saved_models/{name}/1"])]
+    # Two paths to the same weights: the same numbers in every cell.
+    first, second = rows[0]["cells"], rows[1]["cells"]
+    assert {k: c["metrics"] for k, c in first.items()} == {k: c["metrics"] for k, c in second.items()}
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("matrix")
+@pytest.mark.parametrize("name", list(TASKS))
+def test_matrix_on_the_smoke_export(every_task, name, tmp_path):
+    task, work = TASKS[name], every_task["smokes"][name]["work"]
+    smoke, out, report = every_task["smokes"][name], every_task["out"], every_task["report"]
+    row = next(r for r in report["rows"] if r["task"] == name)
     cells = row["cells"]
     declared = {f"{c}@{s}" for c in task.corruptions for s in corruptions.SEVERITIES}
     assert task.corruptions and {n for n, c in cells.items() if c["kind"] == "corruption"} == declared
@@ -87,17 +115,20 @@ def test_matrix_on_the_smoke_export(smoke, tmp_path):
     # The markdown says what the JSON says.
     header, rows = _md_summary((out / "matrix.md").read_text())
     columns = header[2 : header.index("params")]
-    assert columns == report["columns"] == ["clean", *task.corruptions, "worst slice"]
+    assert columns == report["columns"] and columns[0] == "clean" and columns[-1] == "worst slice"
+    assert set(task.corruptions) <= set(columns)  # The union over tasks, in first-seen order.
     summary = matrix.summary(row)
-    assert rows[0][2 : 2 + len(columns)] == [matrix._fmt(summary.get(c)) for c in columns]
-    assert float(rows[0][2]) == pytest.approx(cells["clean"]["value"], abs=5e-4)
-    assert (out / "matrix.png").stat().st_size > 0 and (out / "matrix.csv").read_text().count("\n") == len(cells) + 1
+    (line,) = [r for r in rows if r[0] == matrix._row_name(row)]
+    assert line[2 : 2 + len(columns)] == [matrix._fmt(summary.get(c)) for c in columns]
+    assert float(line[2]) == pytest.approx(cells["clean"]["value"], abs=5e-4)
+    assert (out / "matrix.png").stat().st_size > 0
+    assert (out / "matrix.csv").read_text().count("\n") == 1 + sum(len(r["cells"]) for r in report["rows"])
     card = (out / task.name / "model_card.md").read_text()
     assert "## Known limits" in card and task.known_limits[0] in card
 
     # A corruption at severity 0 gives exactly the clean result (in-process, same examples).
-    for name in task.corruptions[:1]:
-        metrics, _ = matrix.evaluate_condition(task, loaded, test, recipe, meta["class_names"], name, 0, tmp_path)
+    for corruption in task.corruptions[:1]:
+        metrics, _ = matrix.evaluate_condition(task, loaded, test, recipe, meta["class_names"], corruption, 0, tmp_path)
         assert matrix._numbers(metrics) == cells["clean"]["metrics"]
 
 

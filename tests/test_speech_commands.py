@@ -42,7 +42,9 @@ def test_loader_reads_real_speech_commands():
     assert labels.count("_unknown_") == sum(n for w, n in counts.items() if w not in RECIPE.words)
     # The official lists decide the splits: whole speakers, never in two.
     speakers = {k: set(data.splits[k].speakers.tolist()) - {"silence"} for k in ("train", "val", "test")}
-    assert not speakers["train"] & speakers["test"] and not speakers["val"] & speakers["test"]
+    assert all(speakers.values())
+    assert not speakers["train"] & speakers["val"] and not speakers["train"] & speakers["test"] \
+        and not speakers["val"] & speakers["test"]
     listed = set((root / "testing_list.txt").read_text().split())
     for path, label in zip(data.splits["test"].paths, data.splits["test"].labels):
         if label != "_silence_":
@@ -138,6 +140,7 @@ def test_export_matches_model_predict_on_real_wav_bytes(smoke):
     expected = model.predict(waves, verbose=0)
     out = loaded.serve_wav(tf.constant(raw))
     assert np.max(np.abs(out["probabilities"].numpy() - expected)) < 1e-4
+    assert len(set(expected.argmax(-1))) >= 2  # A live model: 8 clips of several words are not all one label.
     np.testing.assert_array_equal(out["class_id"].numpy(), expected.argmax(-1))
     direct = loaded.serve_waveform(tf.constant(waves))["probabilities"].numpy()
     assert np.max(np.abs(direct - expected)) < 1e-4
@@ -156,3 +159,13 @@ def test_silence_is_cut_from_the_background_noise_files(tmp_path):
         start = int(clips.offsets[i])
         np.testing.assert_allclose(waves[i], full[start : start + 16000], atol=1e-6)
         assert np.abs(waves[i]).max() > 0  # Noise, not digital silence.
+
+
+def test_generated_clips_split_by_speaker(tmp_path):
+    """The sample's file names carry the speaker hash, so the split lists keep each voice in one split."""
+    sc.TASK.make_data(tmp_path, sc.TASK.smoke_size, 0)  # What the smoke run trains on.
+    data = sc.load_data(tmp_path, RECIPE)
+    speakers = {k: set(data.splits[k].speakers.tolist()) - {"silence"} for k in ("train", "val", "test")}
+    assert all(speakers.values())
+    assert not speakers["train"] & speakers["val"] and not speakers["train"] & speakers["test"] \
+        and not speakers["val"] & speakers["test"]

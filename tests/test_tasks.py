@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import os
+import re
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from conftest import ALL_TASKS, run_cli
 from suite.export import load_export
@@ -43,34 +47,103 @@ def test_cli_smoke_run_end_to_end(smoke):
     assert config["data_fingerprint"].startswith("blake2b:")
     assert config["recipe"]["epochs"] == task.recipes["smoke"].epochs
     assert not (run / "backup").exists()  # Removed once training completes.
+    assert list((run / "tensorboard").rglob("events.out.tfevents.*"))
+    report = json.loads((run / "data_report.json").read_text())
+    assert report["read"] >= task.smoke_size and report["skipped"] == []
+    assert len((run / "history.csv").read_text().splitlines()) >= 2
 
-    result = json.loads((run / "metrics.json").read_text())  # `suite evaluate` of the export is checked below.
-    assert result[task.primary_metric] > task.smoke_floor
+    result = json.loads((run / "metrics.json").read_text())
+    for metric, floor in task.smoke_floors.items():
+        assert result[metric] > floor, (metric, result[metric], floor)
+    if task.primary_metric == "accuracy":  # Classifiers leave their confusion matrix and plots in the run.
+        rows = list(csv.reader((run / "confusion_matrix.csv").open()))
+        assert rows[0][1:] == config["class_names"]
+        counts = np.array([[int(v) for v in r[1:]] for r in rows[1:]])
+        assert counts.sum() == result["n"] and np.trace(counts) == round(result["accuracy"] * result["n"])
+        for name in ("confusion_matrix.png", "calibration.png", "pr_curves.png"):
+            assert (run / name).stat().st_size > 0, name
 
     export = smoke["export"]
     for name in ("saved_model.pb", "labels.txt", "model_card.md", "suite.json"):
         assert (export / name).exists(), name
     assert not list((work / "exports").glob(".tmp*"))
 
-    # The shipped graph scores like the checkpoint it came from.
+    # The shipped graph scores like the checkpoint it came from: the same weights, so every
+    # metric within one example of it (and above the floors in its own right).
     out = run_cli("evaluate", task.name, "--model", str(export), "--data", "data", "--json", cwd=work)
     shipped = json.loads(out.stdout.strip().splitlines()[-1])
-    assert shipped[task.primary_metric] == pytest.approx(result[task.primary_metric], abs=0.02)
+    assert shipped["n"] == result["n"]
+    for metric, floor in task.smoke_floors.items():
+        assert shipped[metric] == pytest.approx(result[metric], abs=1 / result["n"]), metric
+        assert shipped[metric] > floor, (metric, shipped[metric], floor)
 
+    # `suite predict` says what the export says for each file, and skips a bad one with the reason.
     files = _sample_files(work / "data")
-    out = run_cli("predict", task.name, *map(str, files), "--model", str(export), cwd=work)
+    bad = work / f"not_media{files[0].suffix}"
+    bad.write_bytes(b"this is not a media file")
+    out = run_cli("predict", task.name, *map(str, files), str(bad), "--model", str(export), cwd=work)
     lines = out.stdout.strip().splitlines()
-    assert len(lines) == len(files)
-    _, meta = load_export(export, task.name)
-    assert all(any(c in line for c in meta["class_names"]) for line in lines)
+    assert len(lines) == len(files) + 1
+    loaded, meta = load_export(export, task.name)
+    for file, line in zip(files, lines):
+        said, own = _predicted(task.name, line, file, loaded, meta)
+        assert said == own, (line, own)
+    assert lines[-1].startswith(f"{bad}: skipped (") and "expected" in lines[-1]
 
 
-@pytest.mark.parametrize("smoke", ALL_TASKS, indirect=True)
-def test_list_shows_every_task(smoke):
-    out = run_cli("list", cwd=smoke["work"])
+def _serve_file(loaded, file):
+    """The export's default signature on one file's bytes (batched when the endpoint takes a batch)."""
+    fn = loaded.signatures["serving_default"]
+    (key, spec), = fn.structured_input_signature[1].items()
+    data = file.read_bytes()
+    return fn(**{key: tf.constant([data] if spec.shape.rank else data)})
+
+
+def _predicted(name, line, file, loaded, meta):
+    """What a `suite predict` line says about `file`, and what the export itself gives for it."""
+    out = _serve_file(loaded, file)
+    prefix = re.escape(f"{file}: ")
+    if name in ("traffic_signs", "speech_commands"):
+        label, class_id, p = re.match(prefix + r"(\S+) \(class (\d+)\) ([\d.]+)  \| next: ", line).groups()
+        probs = out["probabilities"].numpy()[0]
+        return (label, int(class_id), round(float(p), 3)), \
+            (meta["class_names"][probs.argmax()], int(probs.argmax()), round(float(probs.max()), 3))
+    if name == "cell_microscopy":
+        return int(re.match(prefix + r"(\d+) nuclei \(", line).group(1)), int(out["num_nuclei"])
+    if name == "pedestrians":
+        shown, threshold = re.match(prefix + r"(\d+) person box\(es\) at score >= ([\d.]+) ", line).groups()
+        scores = out["scores"].numpy()[: int(out["num_detections"])]
+        return int(shown), int((scores >= float(threshold)).sum())
+    if name == "machinery_proximity":
+        return re.match(prefix + r"(SAFE|WARNING|DANGER) \(", line).group(1), out["hazard"].numpy().decode().upper()
+    raise AssertionError(f"Expected a parser for {name}'s `suite predict` line in this test. Received: {line!r}")
+
+
+def test_list_shows_every_task_and_what_exists(tmp_path):
+    """`suite list`: each task's summary and metric; its data, newest run and newest export when they
+    exist (the newest by time and by version), and how to make them when they do not."""
+    (tmp_path / "datasets" / "traffic_signs").mkdir(parents=True)
+    (tmp_path / "datasets" / "traffic_signs" / "x.ppm").write_bytes(b"P6")
+    for when, run in enumerate(("20260102-000000", "20260101-000000")):  # The newest is the last written.
+        (tmp_path / "runs" / "pedestrians" / run).mkdir(parents=True)
+        (tmp_path / "runs" / "pedestrians" / run / "best.keras").write_bytes(b"")
+        os.utime(tmp_path / "runs" / "pedestrians" / run / "best.keras", (1e9 + when, 1e9 + when))
+    for version in ("2", "10"):
+        (tmp_path / "saved_models" / "speech_commands" / version).mkdir(parents=True)
+    out = run_cli("list", cwd=tmp_path).stdout
+    blocks = {b.split(":")[0]: b for b in re.split(r"\n(?=\S)", out.strip())}
+    assert list(blocks) == list(TASKS)
     for name, task in TASKS.items():
-        assert f"{name}: {task.summary}" in out.stdout
-        assert task.primary_metric in out.stdout
+        block = blocks[name]
+        assert block.startswith(f"{name}: {task.summary}") and task.primary_metric in block
+        data = "datasets/traffic_signs" if name == "traffic_signs" else f"none (suite data make {name})"
+        run = "runs/pedestrians/20260101-000000" if name == "pedestrians" else "none"
+        export = "saved_models/speech_commands/10" if name == "speech_commands" else "none"
+        assert re.search(rf"\n  data: +{re.escape(data)}\n", block), block
+        assert re.search(rf"\n  trained run: +{re.escape(run)}\n", block), block
+        assert re.search(rf"\n  export: +{re.escape(export)}(\n|$)", block), block
+        for source in task.sources:
+            assert f"  source {source.name}: {source.title} (`suite data fetch {name} --source {source.name}" in block
 
 
 @pytest.mark.parametrize("smoke", ALL_TASKS, indirect=True)

@@ -4,6 +4,7 @@ skipped corrupt files, and the export's parity with `model.predict`."""
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -91,6 +92,23 @@ def test_generated_layout_matches_gtsrb(tmp_path):
     assert (tmp_path / "Final_Test" / "Images" / "GT-final_test.csv").exists()
 
 
+def test_final_test_is_the_test_split(tmp_path):
+    """With GTSRB's Final_Test beside Final_Training, the test split is exactly Final_Test (its GT labels),
+    and the training tracks give train and val only."""
+    ts.TASK.make_data(tmp_path, 172, 0)
+    data = ts.load_data(tmp_path, RECIPE)
+    assert data.layout == "GTSRB training + test layout"
+    rows = (tmp_path / "Final_Test" / "Images" / "GT-final_test.csv").read_text().strip().splitlines()[1:]
+    truth = {r.split(";")[0]: int(r.split(";")[-1]) for r in rows}
+    test = data.splits["test"]
+    assert len(truth) > 0 and sorted(Path(p).name for p in test.paths) == sorted(truth)
+    assert all(Path(p).parent == tmp_path / "Final_Test" / "Images" for p in test.paths)
+    assert [int(label) for label in test.labels] == [truth[Path(p).name] for p in test.paths]
+    for split in ("train", "val"):
+        assert all("Final_Training" in p for p in data.splits[split].paths)
+    assert len(data.splits["train"]) + len(data.splits["val"]) + len(test) == len(data.splits["all"])
+
+
 @pytest.mark.parametrize("smoke", ["traffic_signs"], indirect=True)
 def test_export_matches_model_predict_on_real_ppm_bytes(smoke, tmp_path):
     real = realdata("traffic_signs", "GTSRB")
@@ -103,6 +121,7 @@ def test_export_matches_model_predict_on_real_ppm_bytes(smoke, tmp_path):
     )
     out = loaded.serve_bytes(tf.constant(raw))
     assert np.max(np.abs(out["probabilities"].numpy() - expected)) < 1e-4
+    assert len(set(expected.argmax(-1))) >= 3  # A live model: 16 signs of many classes are not all one class.
     np.testing.assert_array_equal(out["class_id"].numpy(), expected.argmax(-1))
     names = [n.decode() for n in out["class_name"].numpy()]
     assert names == [ts.CLASS_NAMES[i] for i in expected.argmax(-1)]

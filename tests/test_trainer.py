@@ -38,7 +38,7 @@ def test_mirrored_strategy_on_two_cpus_trains(name, tmp_path):
     task.make_data(tmp_path / "data", task.smoke_size, 0)
     data = task.load_data(tmp_path / "data", recipe)
     # A slice of the data is enough to see both replicas train; it keeps the detectors' run short.
-    data.splits["train"] = take(data.splits["train"], range(min(48, len(data.splits["train"]))))
+    data.splits["train"] = take(data.splits["train"], range(min(32, len(data.splits["train"]))))
     data.splits["val"] = take(data.splits["val"], range(min(8, len(data.splits["val"]))))
     model = trainer.train(task, recipe, data, tmp_path / "run", strategy="mirrored", verbose=0)
 
@@ -60,33 +60,40 @@ def test_default_strategy_on_cpu_only_hosts():
         trainer.make_strategy("tpu")
 
 
-def test_killed_run_resumes_to_the_full_epoch_count(tmp_path):
-    """SIGKILL mid-run, then `--resume` ends with every epoch logged once."""
-    name, epochs = "traffic_signs", 12
-    task = TASKS[name]
-    task.make_data(tmp_path / "data", task.smoke_size, 0)
-    cmd = [sys.executable, "-m", "suite.cli", "train", name, "--data", "data", "--recipe", "smoke",
-           "--run-dir", "run", "--set", f"epochs={epochs}", "--set", "early_stopping_patience=100"]
+@pytest.mark.parametrize("smoke", ["traffic_signs"], indirect=True)
+def test_killed_transfer_run_resumes_through_both_phases(smoke, tmp_path):
+    """SIGKILL during the head phase of a transfer run (`--from MODEL.keras`), then `suite train
+    --resume` without `--run-dir` finds the newest run and finishes both phases, every epoch logged once."""
+    name, head_epochs, epochs = "traffic_signs", 6, 3
+    source = smoke["work"] / "run" / "best.keras"
+    cmd = [sys.executable, "-m", "suite.cli", "train", name, "--data", str(smoke["work"] / "data"),
+           "--recipe", "smoke", "--approach", "transfer", "--from", str(source),
+           "--set", f"head_epochs={head_epochs}", "--set", f"epochs={epochs}", "--set", "early_stopping_patience=100"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    history = tmp_path / "run" / "history.csv"
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None:
-        if history.exists() and len(history.read_text().splitlines()) >= 3:  # Header + 2 epochs.
+        history = list((tmp_path / "runs" / name).glob("*/head/history.csv"))
+        if history and len(history[0].read_text().splitlines()) >= 3:  # Header + 2 epochs of the head phase.
             break
         time.sleep(0.05)
     assert proc.poll() is None, "training ended before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    done = len(_history(tmp_path / "run"))
-    assert 2 <= done < epochs
-    assert not (tmp_path / "run" / "metrics.json").exists()
-    assert (tmp_path / "run" / "backup").exists()
+    (run,) = (tmp_path / "runs" / name).iterdir()
+    done = len(_history(run / "head"))
+    assert 2 <= done < head_epochs
+    assert not (run / "history.csv").exists() and not (run / "metrics.json").exists()
+    assert (run / "head" / "backup").exists()
 
-    resumed = subprocess.run([sys.executable, "-m", "suite.cli", "train", name, "--run-dir", "run", "--resume"],
+    resumed = subprocess.run([sys.executable, "-m", "suite.cli", "train", name, "--resume"],
                              cwd=tmp_path, env=env, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
-    rows = _history(tmp_path / "run")
-    assert [int(r["epoch"]) for r in rows] == list(range(epochs))
-    assert (tmp_path / "run" / "metrics.json").exists()
-    assert f"Epoch {done + 1}/{epochs}" in resumed.stdout  # It did not start over.
+    assert f"resuming runs/{name}/{run.name} (transfer)" in resumed.stdout
+    assert f"Epoch {done + 1}/{head_epochs}" in resumed.stdout  # The head phase did not start over.
+    assert [int(r["epoch"]) for r in _history(run / "head")] == list(range(head_epochs))
+    assert [int(r["epoch"]) for r in _history(run)] == list(range(epochs))
+    config = json.loads((run / "config.json").read_text())
+    assert config["approach"] == "transfer" and config["source"] == str(source)
+    assert json.loads((run / "metrics.json").read_text())["accuracy"] > 0
+    assert not list(run.rglob("backup"))
