@@ -25,7 +25,7 @@ train: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m mypy        # The Task contract, checked over suite/ and tasks/ (setup.cfg [mypy]).
-	$(BIN)/python -m pytest -q -n 2 --dist loadgroup   # Two workers; a task's smoke tests stay together.
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup --no-loadscope-reorder   # Two workers; order: tests/conftest.py.
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py

@@ -208,7 +208,7 @@ def train(
             initial_value_threshold=best,
         ),
         # BackupAndRestore already keeps the latest state every epoch; the full
-        # last model is written once, at the end (saving it every epoch cost ~5%).
+        # last model is written once, at the end (saving it every epoch slowed training).
         keras.callbacks.LambdaCallback(on_train_end=lambda logs: model.save(run_dir / "last.keras")),
         keras.callbacks.EarlyStopping(
             monitor=task.monitor,

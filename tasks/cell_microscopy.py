@@ -6,11 +6,11 @@ Run:
     suite export cell_microscopy
     suite predict cell_microscopy some_image.png
 
-Expected result with the default recipe on 2 CPU cores: F1 about 0.94 at IoU
-0.5 (DSB score about 0.82) on the generated test split, in about 8 minutes end
-to end, data generation included. On real DSB 2018 images the generated-data
-model reaches F1 about 0.6; 100 real images bring it to about 0.83 (see
-docs/benchmarks.md for the measured numbers).
+Expected result with the default recipe on 2 CPU cores: the targets are F1 of
+at least 0.9 at IoU 0.5 on the generated test split and at most 10 minutes end
+to end, data generation included; docs/benchmarks.md (entry `cells`) has what
+was measured, and on real DSB 2018 images from generated data only and from
+real training images.
 
 Data: the loader reads the DSB 2018 / BBBC038 layout as downloaded:
 `<id>/images/<id>.png` (RGBA, grey or RGB, any size) and one binary mask PNG per
@@ -75,7 +75,7 @@ class Recipe(TrainRecipe):
 
 RECIPES = {
     "default": Recipe(),
-    "smoke": Recipe(  # ~40 s on 40 images: proves the plumbing and that it segments.
+    "smoke": Recipe(  # The tests' run on 40 images: proves the plumbing and that it segments.
         epochs=10, widths=(8, 16, 32), crop=96, crops_per_image=4, early_stopping_patience=10,
         learning_rate=3e-3,
         deterministic=True,  # Reproducible, so the tests' floors hold on every run.
@@ -424,7 +424,8 @@ TASK = Task(
     monitor="val_loss",
     sample_size=240,
     smoke_size=40,
-    smoke_floors={"f1_50": 0.3},
+    # Half what the deterministic smoke run measures (F1 0.678, pixel Dice 0.729); an untrained U-Net finds nothing.
+    smoke_floors={"f1_50": 0.33, "pixel_dice": 0.36},
     make_data=samples.writer("cell_microscopy"),  # Generator: tasks/samples/cell_microscopy.py.
     load_data=load_data,
     dataset=dataset,

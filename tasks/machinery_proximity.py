@@ -7,11 +7,12 @@ Run:
     suite export machinery_proximity
     suite predict machinery_proximity site.jpg --out drawn/   # boxes, distances and the alert drawn
 
-Expected result with the default recipe on 2 CPU cores: mAP50 about 0.9 over
-person / machinery / vehicle on the generated test split (0.91 and 0.85 in two
-runs of the same recipe), danger recall about 0.98 with about half of the
-non-danger images also called danger (the price of not missing dangers), in
-about 13 minutes end to end, data generation included (docs/benchmarks.md).
+Expected result with the default recipe on 2 CPU cores: the targets are mAP50
+of at least 0.85 over person / machinery / vehicle on the generated test split
+and danger recall of at least 0.95 (many non-danger images are called danger
+too: the price of not missing dangers), within 15 minutes end to end, data
+generation included; docs/benchmarks.md (entry `machinery`) has what was
+measured.
 
 Data: YOLO/Roboflow sets as downloaded (`data.yaml` with `names`, and
 `train|valid|test/images` with `labels/*.txt`), including sets with more
@@ -32,8 +33,9 @@ the machine's box bottom places its near edge (its footprint reaching
 within `danger_m` + `alert_margin_m` (the margin because a missed danger is
 the costly error), `warning` within `warning_m`, else `safe`. It is an
 estimate from boxes, not a calibration: the evaluation reports how far off it
-is (median error about 0.7 m on true boxes of generated scenes, whose cameras
-vary from 3 to 7 m high and 55 to 75 degrees wide).
+is (the median error of the nearest distance, in docs/benchmarks.md), on
+generated scenes whose cameras vary from 3 to 7 m high and 55 to 75 degrees
+wide.
 """
 
 from __future__ import annotations
@@ -79,7 +81,7 @@ class Recipe(det.DetectionRecipe):
 
 RECIPES = {
     "default": Recipe(),
-    "smoke": Recipe(  # ~1 min: the plumbing works and boxes start to land.
+    "smoke": Recipe(  # The tests' run on 100 sites: the plumbing works and boxes start to land.
         epochs=30, widths=(8, 16, 32, 64), image_size=160, batch_size=8, early_stopping_patience=30,
         learning_rate=3e-3, warmup_epochs=1, confidence_threshold=0.001,  # A young model's scores are low.
         deterministic=True,  # Reproducible, so the tests' floors hold on every run.
@@ -354,8 +356,9 @@ TASK = Task(
     monitor="val_loss",
     sample_size=1000,
     smoke_size=100,
-    # Half what the deterministic smoke run measures (mAP50 0.114, recall50 0.205); untrained boxes score ~0.001.
-    smoke_floors={"ap50": 0.057, "recall50": 0.10},
+    # Half the lowest the deterministic smoke run measured: mAP50 0.114 and recall50 0.205 with TensorFlow's
+    # default threads on 2 cores, 0.070 and 0.180 with one thread (op determinism is per thread count).
+    smoke_floors={"ap50": 0.035, "recall50": 0.09},
     make_data=samples.writer("machinery_proximity"),  # Generator: tasks/samples/machinery_proximity.py.
     load_data=load_data,
     dataset=det.dataset,  # The core's letterboxed boxes pipeline (flip, zoom) ...

@@ -6,11 +6,11 @@ Run:
     suite export pedestrians
     suite predict pedestrians street.png --out drawn/   # also writes the image with boxes
 
-Expected result with the default recipe on 2 CPU cores: AP50 about 0.92 (mAP
-0.5:0.95 about 0.71) on the generated test split in about 10 minutes end to
-end, data generation included. On real Penn-Fudan images, fine-tuning the
-generated-data model on ~65 real images (`--approach transfer --from`) reached
-AP50 0.87 against 0.20 from scratch (docs/benchmarks.md).
+Expected result with the default recipe on 2 CPU cores: the targets are AP50
+of at least 0.9 on the generated test split and at most 15 minutes end to end,
+data generation included; docs/benchmarks.md (entry `pedestrians`) has what
+was measured, and on real Penn-Fudan images the generated-data model alone,
+from scratch and fine-tuned (`--approach transfer --from`).
 
 Data: the loader reads Penn-Fudan's own layout as downloaded (`PNGImages/`,
 `PedMasks/` instance masks and `Annotation/` "PASCAL Annotation Version 1.00"
@@ -54,7 +54,7 @@ class Recipe(det.DetectionRecipe):
 
 RECIPES = {
     "default": Recipe(),
-    "smoke": Recipe(  # ~1 min: proves the plumbing and that boxes start to land.
+    "smoke": Recipe(  # The tests' run on 120 scenes: proves the plumbing and that boxes start to land.
         epochs=16, widths=(8, 16, 32, 64), image_size=160, batch_size=8, early_stopping_patience=16,
         learning_rate=3e-3, warmup_epochs=1,
         deterministic=True,  # Reproducible, so the tests' floors hold on every run.
@@ -234,8 +234,9 @@ TASK = Task(
     monitor="val_loss",
     sample_size=1200,
     smoke_size=120,
-    # Half what the deterministic smoke run measures (AP50 0.172, recall50 0.583); untrained or zeroed boxes score ~0.
-    smoke_floors={"ap50": 0.085, "recall50": 0.29},
+    # Half the lowest the deterministic smoke run measured: AP50 0.172 and recall50 0.583 with TensorFlow's
+    # default threads on 2 cores, 0.067 and 0.375 with one thread (op determinism is per thread count).
+    smoke_floors={"ap50": 0.033, "recall50": 0.18},
     make_data=samples.writer("pedestrians"),  # Generator: tasks/samples/pedestrians.py.
     load_data=load_data,
     dataset=det.dataset,  # The core's letterboxed boxes pipeline (flip, zoom) ...

@@ -63,6 +63,17 @@ def test_imagenet_weights_from_keras_cache_start_a_transfer_run(tmp_path):
     for got, want in zip(body.get_weights(), base.get_weights()):
         np.testing.assert_array_equal(got, want)
 
+    # The same file named directly (`--from WEIGHTS.h5`), for features + SVM: nothing looked up, nothing fetched.
+    run_cli("train", task.name, "--data", str(tmp_path / "signs"), "--recipe", "smoke", "--approach", "features",
+            "--from", str(models / MOBILENET), "--set", "svm_c=0.01", "--run-dir", str(tmp_path / "features"),
+            cwd=tmp_path, env=env)
+    config = json.loads((tmp_path / "features" / "config.json").read_text())
+    assert config["approach"] == "features" and config["source"] == str(models / MOBILENET)
+    features = load_model(tmp_path / "features" / "best.keras")
+    body = next(layer for layer in features.layers if isinstance(layer, keras.Model))
+    for got, want in zip(body.get_weights(), base.get_weights()):
+        np.testing.assert_array_equal(got, want)
+
 
 def test_imagenet_offline_says_which_file_and_where(tmp_path):
     task = TASKS["traffic_signs"]

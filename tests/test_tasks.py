@@ -49,7 +49,7 @@ def test_cli_smoke_run_end_to_end(smoke):
     assert not (run / "backup").exists()  # Removed once training completes.
     assert list((run / "tensorboard").rglob("events.out.tfevents.*"))
     report = json.loads((run / "data_report.json").read_text())
-    assert report["read"] >= task.smoke_size and report["skipped"] == []
+    assert report["read"] >= task.smoke_size and report["skipped"] == 0 and report["files"] == []
     assert len((run / "history.csv").read_text().splitlines()) >= 2
 
     result = json.loads((run / "metrics.json").read_text())
