@@ -429,9 +429,7 @@ TASK = Task(
     monitor="val_accuracy",
     sample_size=5000,
     smoke_size=650,
-    # Half the lowest the smoke run measured (0.633 and 0.75): training is deterministic, but espeak-ng's
-    # synthesis varies by a few samples from run to run, so the generated clips do. Chance is 1/12.
-    smoke_floors={"accuracy": 0.3},
+    smoke_floors={"accuracy": 0.3},  # Half the lowest measured (0.633, 0.75; espeak-ng's clips vary by run).
     make_data=samples.writer("speech_commands"),  # Generator: tasks/samples/speech_commands.py.
     load_data=load_data,
     dataset=dataset,

@@ -116,17 +116,3 @@ def test_export_boxes_match_the_keras_model(smoke, tmp_path):
     assert "person box(es)" in out.stdout
     assert (tmp_path / "drawn" / f"{images[0].stem}.boxes.png").exists()
 
-
-@pytest.mark.parametrize("smoke", ["pedestrians"], indirect=True)
-def test_transfer_from_an_export_keeps_what_the_detector_learned(smoke, tmp_path):
-    """`--approach transfer --from EXPORT` for a detector: every layer starts from the export's model and
-    fine-tunes at the recipe's reduced rate, so one epoch keeps it above the smoke floors."""
-    task, work = smoke["task"], smoke["work"]
-    run_cli("train", "pedestrians", "--data", "data", "--recipe", "smoke", "--approach", "transfer",
-            "--from", str(smoke["export"]), "--set", "epochs=1", "--run-dir", str(tmp_path / "run"), cwd=work)
-    config = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert config["approach"] == "transfer" and config["source"] == str(smoke["export"] / "model.keras")
-    assert len((tmp_path / "run" / "history.csv").read_text().strip().splitlines()) == 2
-    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    for metric, floor in task.smoke_floors.items():
-        assert metrics[metric] > floor, (metric, metrics[metric], floor)

@@ -63,14 +63,16 @@ def test_imagenet_weights_from_keras_cache_start_a_transfer_run(tmp_path):
     for got, want in zip(body.get_weights(), base.get_weights()):
         np.testing.assert_array_equal(got, want)
 
-    # The same file named directly (`--from WEIGHTS.h5`), for features + SVM: nothing looked up, nothing fetched.
-    run_cli("train", task.name, "--data", str(tmp_path / "signs"), "--recipe", "smoke", "--approach", "features",
-            "--from", str(models / MOBILENET), "--set", "svm_c=0.01", "--run-dir", str(tmp_path / "features"),
-            cwd=tmp_path, env=env)
-    config = json.loads((tmp_path / "features" / "config.json").read_text())
-    assert config["approach"] == "features" and config["source"] == str(models / MOBILENET)
-    features = load_model(tmp_path / "features" / "best.keras")
-    body = next(layer for layer in features.layers if isinstance(layer, keras.Model))
+    # The same file named directly (`--from WEIGHTS.h5`): nothing looked up, nothing fetched. (Features + SVM
+    # on this random-weight body is refused: its activations are too large for the float32 fold to match
+    # scikit-learn, which the fold's own check reports.)
+    run_cli("train", task.name, "--data", str(tmp_path / "signs"), "--recipe", "smoke", "--approach", "transfer",
+            "--from", str(models / MOBILENET), "--set", "head_epochs=1", "--set", "epochs=1",
+            "--run-dir", str(tmp_path / "direct"), cwd=tmp_path, env=env)
+    config = json.loads((tmp_path / "direct" / "config.json").read_text())
+    assert config["approach"] == "transfer" and config["source"] == str(models / MOBILENET)
+    model = load_model(tmp_path / "direct" / "head" / "best.keras")
+    body = next(layer for layer in model.layers if isinstance(layer, keras.Model))
     for got, want in zip(body.get_weights(), base.get_weights()):
         np.testing.assert_array_equal(got, want)
 

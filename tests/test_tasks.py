@@ -104,7 +104,7 @@ def _predicted(name, line, file, loaded, meta):
     out = _serve_file(loaded, file)
     prefix = re.escape(f"{file}: ")
     if name in ("traffic_signs", "speech_commands"):
-        label, class_id, p = re.match(prefix + r"(\S+) \(class (\d+)\) ([\d.]+)  \| next: ", line).groups()
+        label, class_id, p = re.match(prefix + r"(.+) \(class (\d+)\) ([\d.]+)  \| next: ", line).groups()
         probs = out["probabilities"].numpy()[0]
         return (label, int(class_id), round(float(p), 3)), \
             (meta["class_names"][probs.argmax()], int(probs.argmax()), round(float(probs.max()), 3))
