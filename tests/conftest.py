@@ -17,6 +17,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -128,8 +129,9 @@ def smoke_model(name: str, config: pytest.Config, tmp_path_factory: pytest.TempP
     work, done = root / f"smoke-{name}", root / f"smoke-{name}" / "smoke.json"
     with open(root / f"smoke-{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not done.exists():
-            work.mkdir(exist_ok=True)
+        if not done.exists():  # A build that failed in another worker starts again from nothing.
+            shutil.rmtree(work, ignore_errors=True)
+            work.mkdir()
             run_cli("data", "make", name, "--out", "data", "--size", str(task.smoke_size), cwd=work)
             train = run_cli("train", name, "--data", "data", "--recipe", "smoke", "--run-dir", "run", cwd=work)
             if config.getoption("--zero-weights"):
