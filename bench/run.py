@@ -567,13 +567,8 @@ def _measured(results: dict, *names: str) -> list[str]:
         if not isinstance(entry, dict):
             continue
         p = entry.get("provenance")
-        if not p:
-            parts.append(f"`{name}`: provenance not recorded (measured before 2026-11-26 evening)")
-            continue
-        v = p.get("versions", {})
-        parts.append(f"`{name}`: commit `{p['commit']}`{' (dirty tree)' if p['dirty'] else ''}, {p['date']}, "
-                     f"{p['machine']}, tensorflow {v.get('tensorflow')}, keras {v.get('keras')}, "
-                     f"keras-cv {v.get('keras-cv')}")
+        parts.append(f"`{name}`: " + (", ".join(_provenance_cells(p)) if p else
+                                      "provenance not recorded (measured before 2026-11-26 evening)"))
     return [f"Measured: {'; '.join(parts)}.", ""] if parts else []
 
 
@@ -918,6 +913,13 @@ def _machine() -> str:
     return f"{os.cpu_count()} CPU cores, no GPU" if not os.environ.get("CUDA_VISIBLE_DEVICES") else "GPU"
 
 
+def _provenance_cells(p: dict) -> list[str]:
+    """An entry's provenance as text: commit (and a dirty tree), date, machine, libraries."""
+    v = p.get("versions", {})
+    return [f"commit `{p['commit']}`{' (dirty tree)' if p['dirty'] else ''}", p["date"], p["machine"],
+            f"tensorflow {v.get('tensorflow')}, keras {v.get('keras')}, keras-cv {v.get('keras-cv')}"]
+
+
 def _provenance_table(results: dict) -> list[str]:
     """One row per benchmark entry: the run that produced its numbers (entries from before
     provenance was recorded say so)."""
@@ -927,10 +929,7 @@ def _provenance_table(results: dict) -> list[str]:
             continue
         p = results[name].get("provenance") if isinstance(results[name], dict) else None
         if p:
-            v = p.get("versions", {})
-            rows.append(f"| {name} | `{p['commit']}`{' (dirty tree)' if p['dirty'] else ''} | {p['date']} | "
-                        f"{p['machine']} | tensorflow {v.get('tensorflow')}, keras {v.get('keras')}, "
-                        f"keras-cv {v.get('keras-cv')} |")
+            rows.append(f"| {name} | " + " | ".join(_provenance_cells(p)) + " |")
         else:
             rows.append(f"| {name} | not recorded (measured before 2026-11-26 evening) | | | |")
     return ["", "## Provenance", "", "Each entry of `docs/benchmarks.json` records the run that produced it "
