@@ -88,22 +88,40 @@ def check_image_file(path: Path) -> str | None:
     checking a whole GTSRB-sized set stays cheap; other formats go through
     Pillow's verify.
     """
+    return read_image_file(path, None)[1]
+
+
+def read_image_file(path: Path, mode: str | None = "RGB") -> tuple[np.ndarray | None, str | None]:
+    """An image file's pixels converted to a Pillow `mode`, or None and why the file is unusable
+    (`check_image_file`'s reasons).
+
+    Args:
+        path: the file.
+        mode: Pillow mode of the pixels (`"RGB"`, `"L"` ...); None only checks
+            the file. Defaults to `"RGB"`.
+
+    Returns:
+        `(pixels, None)`, or `(None, problem)`. The file is decoded once, by
+        the same load that checks its pixel data (a mask-per-nucleus set reads
+        thousands of small PNGs).
+    """
     try:
         data = Path(path).read_bytes()
     except OSError as e:
-        return f"unreadable: {e.strerror}"
+        return None, f"unreadable: {e.strerror}"
     if not data:
-        return "empty: 0 bytes"
+        return None, "empty: 0 bytes"
     if data[:2] == b"P6":
         try:
             width, height, maxval, offset = parse_ppm_header(data)
         except ValueError as e:
-            return f"bad PPM header: {e}"
+            return None, f"bad PPM header: {e}"
         if maxval != 255:
-            return f"unsupported PPM: maxval {maxval}, expected 255"
+            return None, f"unsupported PPM: maxval {maxval}, expected 255"
         if len(data) - offset < width * height * 3:
-            return f"truncated: {len(data) - offset} pixel bytes, expected {width * height * 3}"
-        return None
+            return None, f"truncated: {len(data) - offset} pixel bytes, expected {width * height * 3}"
+        if mode is None:
+            return None, None
     from PIL import Image
 
     try:
@@ -111,9 +129,9 @@ def check_image_file(path: Path) -> str | None:
             image.verify()
         with Image.open(io.BytesIO(data)) as image:
             image.load()  # verify() misses truncated pixel data.
+            return (None if mode is None else np.asarray(image.convert(mode))), None
     except Exception as e:  # Pillow raises many types for bad files.
-        return f"undecodable: {type(e).__name__}: {e}"
-    return None
+        return None, f"undecodable: {type(e).__name__}: {e}"
 
 
 def usable_images(folder: Path, report: DataReport) -> Iterator[tuple[Path, int, int]]:
@@ -277,11 +295,14 @@ def single_image_endpoints(fn: Callable) -> dict:
         contract's `export_endpoints` expects.
     """
 
+    # One traced function that both endpoints call: the model's graph is traced and stored once, not per endpoint.
+    one = tf.function(fn, input_signature=[tf.TensorSpec([None, None, 3], tf.uint8)])
+
     def serve_bytes(image):
-        return fn(decode_image(image))
+        return one(decode_image(image))
 
     def serve_pixels(pixels):
-        return fn(pixels)
+        return one(pixels)
 
     return {
         "serve_bytes": (serve_bytes, [tf.TensorSpec([], tf.string, name="image")]),

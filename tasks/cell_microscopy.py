@@ -45,7 +45,7 @@ from PIL import Image
 from suite import corruptions
 from suite import segmentation as segm
 from suite.config import TrainRecipe
-from suite.data import DataReport, check_image_file, hash_split, single_image_endpoints
+from suite.data import DataReport, check_image_file, hash_split, read_image_file, single_image_endpoints
 from suite.errors import UserError
 from suite.fetch import Remote, Source
 from suite.metrics import refuse_drawing, usable_files
@@ -137,12 +137,10 @@ class Cells:
 
 
 def _read_png(path: Path, report: DataReport, mode: str) -> np.ndarray | None:
-    problem = check_image_file(path)
+    pixels, problem = read_image_file(path, mode)
     if problem:
         report.skip(path, problem)
-        return None
-    with Image.open(path) as image:
-        return np.asarray(image.convert(mode))
+    return pixels
 
 
 def _read_classes(data_dir: Path, report: DataReport) -> dict[tuple[str, str], int]:

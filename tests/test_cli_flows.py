@@ -20,6 +20,7 @@ from suite.export import load_export
 from tasks import TASKS
 
 NAME = "cell_microscopy"
+SHORT = ("--set", "epochs=1", "--set", "crops_per_image=1")  # The plumbing, not the model: one crop per image, once.
 
 
 def _json_line(proc) -> dict:
@@ -31,8 +32,8 @@ def test_a_session_on_the_defaults(tmp_path):
     task = TASKS[NAME]
     # matrix --train-missing in an empty folder: the sample is made, the recipe asked for is trained and
     # exported (through `runs.train_task`, as `suite train` without --data), and that export is evaluated.
-    out = run_cli("matrix", "--tasks", NAME, "--train-missing", "--recipe", "smoke", "--set", "epochs=1",
-                  "--limit", "2", cwd=tmp_path)
+    out = run_cli("matrix", "--tasks", NAME, "--train-missing", "--recipe", "smoke", *SHORT, "--limit", "2",
+                  cwd=tmp_path)
     assert f"{NAME}: no export under saved_models/{NAME}/: training the smoke recipe" in out.stdout
     assert f"no data at datasets/{NAME}: making the sample dataset" in out.stdout
     images = sorted((tmp_path / "datasets" / NAME).glob("*/images/*.png"))
@@ -40,7 +41,7 @@ def test_a_session_on_the_defaults(tmp_path):
     (first,) = (tmp_path / "runs" / NAME).iterdir()
     assert re.fullmatch(r"\d{8}-\d{6}(-\d+)?", first.name), first.name
     config = json.loads((first / "config.json").read_text())
-    assert (config["recipe_name"], config["recipe"]["epochs"]) == ("smoke", 1)
+    assert (config["recipe_name"], config["recipe"]["epochs"], config["recipe"]["crops_per_image"]) == ("smoke", 1, 1)
     (row,) = json.loads((tmp_path / "reports" / "matrix.json").read_text())["rows"]
     assert (row["task"], row["model"], row["test_examples"]) == (NAME, f"saved_models/{NAME}/1", 2)
     refused = run_cli("matrix", "--tasks", NAME, "--set", "epochs=1", cwd=tmp_path, check=False)
@@ -48,7 +49,7 @@ def test_a_session_on_the_defaults(tmp_path):
 
     # train without --data: datasets/TASK, a new run under runs/TASK/; `--strategy mirrored` on a
     # CPU-only host mirrors over its one logical CPU, and says so.
-    train = run_cli("train", NAME, "--recipe", "smoke", "--set", "epochs=1", "--strategy", "mirrored", cwd=tmp_path)
+    train = run_cli("train", NAME, "--recipe", "smoke", *SHORT, "--strategy", "mirrored", cwd=tmp_path)
     (run,) = set((tmp_path / "runs" / NAME).iterdir()) - {first}
     line = re.search(r"strategy (\w+) with (\d) replica\(s\) on (\S+); global batch (\d+) = (\d+) x (\d)", train.stdout)
     assert line and line.group(1) == "MirroredStrategy" and line.group(2) == line.group(6) == "1", train.stdout

@@ -8,6 +8,7 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import tensorflow as tf
 from conftest import run_cli
@@ -33,6 +34,15 @@ def _scores(export: Path, image: Path) -> list[float]:
     return out["scores"].numpy()[: int(out["num_detections"])].tolist()
 
 
+def _same_boxes(a: Path, b: Path, image: Path) -> None:
+    """Two exports of the same weights find the same boxes in `image`: the recipe values changed here act
+    after detection. (This is the detectors' export-twice check; see tests/test_tasks.py.)"""
+    outs = [tf.saved_model.load(str(e)).serve_bytes(tf.constant(image.read_bytes())) for e in (a, b)]
+    assert int(outs[0]["num_detections"]) > 0
+    for key in ("boxes", "scores", "classes", "num_detections"):
+        np.testing.assert_array_equal(outs[0][key].numpy(), outs[1][key].numpy())
+
+
 def _shown(line: str) -> tuple[int, float]:
     """Boxes counted by a pedestrians `predict` line, and the threshold it says it used."""
     shown, said = re.search(r": (\d+) person box\(es\) at score >= ([\d.]+) ", line).groups()
@@ -43,8 +53,9 @@ def _shown(line: str) -> tuple[int, float]:
 def test_predict_counts_boxes_at_the_exports_draw_threshold(smoke, tmp_path):
     work = smoke["work"]
     image = sorted((work / "data" / "PNGImages").glob("*.png"))[0]
-    counted = {}
-    for threshold, export in ((0.4, smoke["export"]), (0.0, _export_with(smoke, tmp_path, draw_threshold=0.0))):
+    counted, again = {}, _export_with(smoke, tmp_path, draw_threshold=0.0)
+    _same_boxes(smoke["export"], again, image)
+    for threshold, export in ((0.4, smoke["export"]), (0.0, again)):
         shown, said = _shown(run_cli("predict", "pedestrians", str(image), "--model", str(export), cwd=work).stdout)
         assert said == threshold
         assert shown == sum(s >= threshold for s in _scores(export, image))
@@ -58,6 +69,7 @@ def test_predict_and_matrix_use_the_exports_distances(smoke, tmp_path):
     work = smoke["work"]
     export = _export_with(smoke, tmp_path, danger_m=2.0, warning_m=5.0, draw_threshold=0.0)
     image = sorted((work / "data" / "test" / "images").glob("*.jpg"))[0]
+    _same_boxes(smoke["export"], export, image)
     line = run_cli("predict", "machinery_proximity", str(image), "--model", str(export), cwd=work).stdout
     assert line.strip().endswith("at score >= 0.0")
     counts = [int(n) for n in re.findall(r"(\d+) (?:person|machinery|vehicle)", line.split(";")[-1])]
