@@ -37,7 +37,8 @@ def _scores(export: Path, image: Path) -> list[float]:
 def _same_boxes(a: Path, b: Path, image: Path) -> None:
     """Two exports of the same weights find the same boxes in `image`: the recipe values changed here act
     after detection. (This is the detectors' export-twice check; see tests/test_tasks.py.)"""
-    outs = [tf.saved_model.load(str(e)).serve_bytes(tf.constant(image.read_bytes())) for e in (a, b)]
+    loaded = [tf.saved_model.load(str(e)) for e in (a, b)]  # Held: their endpoints need their variables alive.
+    outs = [m.serve_bytes(tf.constant(image.read_bytes())) for m in loaded]
     assert int(outs[0]["num_detections"]) > 0
     for key in ("boxes", "scores", "classes", "num_detections"):
         np.testing.assert_array_equal(outs[0][key].numpy(), outs[1][key].numpy())

@@ -21,11 +21,9 @@ SIZE = 64
 def detector():
     model = kerascv.yolo_detector(2, widths=(8, 16, 32, 32), confidence_threshold=0.0, max_detections=10)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), **kerascv.yolo_compile_args())
+    # Untrained: decoding, export and reload are what is tested here (training is the smoke runs'), and an
+    # untrained detector's scores at confidence 0 still rank boxes for NMS. A fit would trace for ~25 s.
     images = np.random.default_rng(0).uniform(0, 255, (4, SIZE, SIZE, 3)).astype(np.float32)
-    boxes = np.array([[[4, 4, 30, 40], [-1, -1, -1, -1]]] * 4, np.float32)
-    classes = np.array([[1, -1]] * 4, np.float32)
-    history = model.fit(images, {"boxes": boxes, "classes": classes}, epochs=1, batch_size=2, verbose=0)
-    assert np.isfinite(history.history["loss"][-1])
     return model, images
 
 
