@@ -60,6 +60,9 @@ def _md_summary(text: str) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+LIMIT = 2  # Test examples per condition: every cell, slice and model still appears with two.
+
+
 @pytest.fixture(scope="session")
 def every_task(request, tmp_path_factory) -> dict:
     """`suite matrix` as a user runs it over every task, once: each task's smoke export as its latest
@@ -73,7 +76,7 @@ def every_task(request, tmp_path_factory) -> dict:
         (root / "datasets" / name).symlink_to(built["work"] / "data", target_is_directory=True)
     (root / "another").symlink_to(smokes["traffic_signs"]["export"], target_is_directory=True)
     run_cli("matrix", "--models", "latest", "traffic_signs=saved_models/traffic_signs/1", "traffic_signs=another",
-            "--limit", "4", "--out", "reports", cwd=root)
+            "--limit", str(LIMIT), "--out", "reports", cwd=root)
     return {"smokes": smokes, "out": root / "reports", "report": json.loads((root / "reports" / "matrix.json").read_text())}
 
 
@@ -99,10 +102,10 @@ def test_matrix_on_the_smoke_export(every_task, name, tmp_path):
     cells = row["cells"]
     declared = {f"{c}@{s}" for c in task.corruptions for s in corruptions.SEVERITIES}
     assert task.corruptions and {n for n, c in cells.items() if c["kind"] == "corruption"} == declared
-    assert cells["clean"]["n"] == row["test_examples"] <= 4
+    assert cells["clean"]["n"] == row["test_examples"] <= LIMIT
     loaded, meta = load_export(smoke["export"], task.name)
     recipe = recipe_from_dict(type(task.recipes["default"]), meta["recipe"])
-    test = matrix._limited(task.load_data(work / "data", recipe).splits["test"], 4)
+    test = matrix._limited(task.load_data(work / "data", recipe).splits["test"], LIMIT)
     families = {c["family"] for c in cells.values() if c["kind"] == "slice"}
     assert task.slices and families == set(task.slices(test, recipe, meta["class_names"]))
     # Slices partition the evaluated examples, family by family.
