@@ -57,6 +57,21 @@ def test_connected_components_are_8_connected():
     assert labels[1, 1] == labels[4, 4]
 
 
+def test_a_component_longer_than_the_step_limit_is_one_component():
+    """A serpentine mask whose one component is ~8,000 pixels long: plain max-pooling needs a step per pixel of
+    path and stopped at 1,024 with thousands of pieces; jumping along ids joins it (and matches scipy)."""
+    from scipy import ndimage
+
+    mask = np.zeros((256, 256), bool)
+    mask[::4, :] = True
+    for row in range(0, 252, 8):  # Join the rows at alternate ends into one path.
+        mask[row:row + 5, 255] = True
+        mask[row + 4:row + 9, 0] = True
+    labels = segm.connected_components(tf.constant(mask)).numpy()
+    _, count = ndimage.label(mask, structure=np.ones((3, 3)))
+    assert count == 1 and len(np.unique(labels[mask])) == 1 and (labels[~mask] == 0).all()
+
+
 def test_touching_nuclei_come_back_as_separate_instances():
     """targets() and instances_from_maps() invert each other on clean maps."""
     recipe = cm.RECIPES["default"]
