@@ -32,7 +32,7 @@ def test_a_session_on_the_defaults(tmp_path):
     task = TASKS[NAME]
     # matrix --train-missing in an empty folder: the sample is made, the recipe asked for is trained and
     # exported (through `runs.train_task`, as `suite train` without --data), and that export is evaluated.
-    out = run_cli("matrix", "--tasks", NAME, "--train-missing", "--recipe", "smoke", *SHORT, "--limit", "2",
+    out = run_cli("matrix", "--tasks", NAME, "--train-missing", "--recipe", "smoke", *SHORT, "--limit", "1",
                   cwd=tmp_path)
     assert f"{NAME}: no export under saved_models/{NAME}/: training the smoke recipe" in out.stdout
     assert f"no data at datasets/{NAME}: making the sample dataset" in out.stdout
@@ -43,7 +43,7 @@ def test_a_session_on_the_defaults(tmp_path):
     config = json.loads((first / "config.json").read_text())
     assert (config["recipe_name"], config["recipe"]["epochs"], config["recipe"]["crops_per_image"]) == ("smoke", 1, 1)
     (row,) = json.loads((tmp_path / "reports" / "matrix.json").read_text())["rows"]
-    assert (row["task"], row["model"], row["test_examples"]) == (NAME, f"saved_models/{NAME}/1", 2)
+    assert (row["task"], row["model"], row["test_examples"]) == (NAME, f"saved_models/{NAME}/1", 1)
     refused = run_cli("matrix", "--tasks", NAME, "--set", "epochs=1", cwd=tmp_path, check=False)
     assert refused.returncode == 2 and "Expected --recipe and --set only with --train-missing" in refused.stderr
 
