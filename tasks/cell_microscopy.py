@@ -40,7 +40,6 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
-from PIL import Image
 
 from suite import corruptions
 from suite import segmentation as segm
