@@ -27,6 +27,8 @@ class DataReport:
     read: int = 0
     skipped: list[tuple[str, str]] = dataclasses.field(default_factory=list)
     noted: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    # What a loader found besides images (`label files`, say), for errors and the report.
+    counts: dict[str, int] = dataclasses.field(default_factory=dict)
 
     def skip(self, path: Path | str, reason: str) -> None:
         self.skipped.append((str(path), reason))
@@ -52,6 +54,7 @@ class DataReport:
             "skipped": len(self.skipped),
             "files": [{"path": p, "reason": r} for p, r in self.skipped],
             "repaired": [{"path": p, "issue": r} for p, r in self.noted],
+            **({"counts": self.counts} if self.counts else {}),
         }
 
 
@@ -134,12 +137,20 @@ def read_image_file(path: Path, mode: str | None = "RGB") -> tuple[np.ndarray | 
         return None, f"undecodable: {type(e).__name__}: {e}"
 
 
-def usable_images(folder: Path, report: DataReport) -> Iterator[tuple[Path, int, int]]:
-    """`(path, width, height)` of each image in `folder` that decodes, sorted by name; the rest are
-    counted and skipped in `report`."""
+def usable_images(folder: Path | Sequence[Path], report: DataReport) -> Iterator[tuple[Path, int, int]]:
+    """`(path, width, height)` of each image in `folder` (sorted by name; or of each
+    file in a list, in its order) that decodes; the rest are counted and skipped in `report`."""
     from PIL import Image
 
-    for path in sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
+    if isinstance(folder, (str, Path)):
+        files: Sequence[Path] = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    else:
+        files = folder
+    for path in files:
+        if not Path(path).exists():
+            report.read += 1
+            report.skip(path, "missing: no such file")
+            continue
         report.read += 1
         problem = check_image_file(path)
         if problem:

@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from suite.config import TrainRecipe
-from suite.data import DataReport, check_image_file, decode_image, hash_split, take, usable_images
+from suite.data import IMAGE_SUFFIXES, DataReport, check_image_file, decode_image, hash_split, take, usable_images
 from suite.errors import UserError
 
 if TYPE_CHECKING:
@@ -49,9 +49,14 @@ class DetectionRecipe(TrainRecipe):
     # replaces widths/depths with its own architecture and COCO-trained weights; `--from preset:NAME` sets it.
     backbone_preset: str = ""
     max_boxes: int = 16  # Padded boxes per training image.
-    confidence_threshold: float = 0.05  # Low, so AP sees the whole ranking; the export returns these too.
+    # Serving: what `boxes`/`scores` of an export and `suite predict` return.
+    confidence_threshold: float = 0.05
     iou_threshold: float = 0.5  # NMS overlap (class-agnostic in keras-cv).
     max_detections: int = 30
+    # Evaluation, at the detection convention (COCO keeps up to 100 per image; Ultralytics' val scores from
+    # 0.001): AP needs the whole ranking, down to the lowest scores. Exports return this set as `all_*`.
+    eval_confidence_threshold: float = 0.001
+    eval_max_detections: int = 100
     draw_threshold: float = 0.4  # Boxes counted and drawn by `suite predict`.
     aug_scale: float = 0.3  # Random zoom 1 +- this, then a random crop or pad.
     val_percent: int = 15  # Used only for sets without their own split.
@@ -281,32 +286,56 @@ def read_voc(xml_path: Path) -> tuple[tuple[int, int], list[tuple[str, list[floa
     return hw, objects
 
 
+def find_data_yaml(data: Path, nested: bool = True) -> list[Path]:
+    """The YOLO dataset yaml `--data` points at: the file itself (what Ultralytics
+    users pass), else `data.yaml` in the folder (or, with `nested`, one level
+    down), else the folder's other `*.yaml`/`*.yml` files (`coco128.yaml`, say)."""
+    data = Path(data)
+    if data.is_file():
+        return [data] if data.suffix.lower() in (".yaml", ".yml") else []
+    if not data.is_dir():
+        return []
+    found = sorted(data.glob("data.yaml")) + (sorted(data.glob("*/data.yaml")) if nested else [])
+    return found or sorted(p for p in data.iterdir() if p.suffix.lower() in (".yaml", ".yml") and p.is_file())
+
+
+def read_data_yaml(path: Path) -> dict:
+    """A YOLO `data.yaml`, parsed with PyYAML's `safe_load`.
+
+    Raises:
+        UserError: when the file is not YAML or not a mapping.
+    """
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text(errors="replace"))
+    except yaml.YAMLError as e:
+        raise UserError(f"Expected a YAML file at {path}. Received: a file YAML cannot parse ({e}).") from None
+    if not isinstance(data, dict):
+        raise UserError(f"Expected a mapping (`names:`, `train:` ...) in {path}. Received: {type(data).__name__}.")
+    return data
+
+
 def read_yaml_names(path: Path) -> list[str]:
-    """Class names from a YOLO `data.yaml` (`names: [...]`, or a `names:` mapping/list block)."""
-    text = Path(path).read_text()
-    lines = text.splitlines()
-    for i, line in enumerate(lines):
-        key, _, rest = line.partition(":")
-        if key.strip() != "names":
-            continue
-        rest = rest.strip()
-        if rest.startswith("["):  # A flow list, quoted or bare: [a, 'b c', "d"].
-            block, j = rest, i
-            while "]" not in block and j + 1 < len(lines):
-                j += 1
-                block += lines[j]
-            inner = block[1 : block.index("]")]
-            return [n.strip().strip("'\"") for n in inner.split(",") if n.strip()]
-        names = []
-        for follow in lines[i + 1 :]:
-            if not follow.startswith((" ", "\t", "-")) or not follow.strip():
-                break
-            item = follow.strip().lstrip("-").strip()
-            if ":" in item and item.split(":")[0].strip().isdigit():  # `0: person`
-                item = item.split(":", 1)[1].strip()
-            names.append(item.strip("'\""))
-        return names
-    raise UserError(f"Expected `names:` in {path}. Received: a data.yaml without class names.")
+    """Class names from a YOLO `data.yaml`, in class-id order.
+
+    `names` may be a list (`[person, excavator]`, or a block of `- name`
+    lines) or a mapping of ids to names (`{0: person, 1: excavator}`, as
+    Ultralytics writes); with `nc` only, names are the ids as text.
+    """
+    data = read_data_yaml(path)
+    names = data.get("names")
+    if isinstance(names, dict):
+        try:
+            ids = {int(k): str(v) for k, v in names.items()}
+        except (TypeError, ValueError):
+            raise UserError(f"Expected `names:` ids 0, 1, ... in {path}. Received: {list(names)}.") from None
+        return [ids.get(i, str(i)) for i in range(max(ids) + 1)] if ids else []
+    if isinstance(names, (list, tuple)):
+        return [str(n) for n in names]
+    if isinstance(data.get("nc"), int):
+        return [str(i) for i in range(data["nc"])]
+    raise UserError(f"Expected `names:` (a list or an id: name mapping) in {path}. Received: {names!r}.")
 
 
 def _lookup(mapping: dict[str, str] | None, name: str) -> str:
@@ -317,24 +346,43 @@ def _lookup(mapping: dict[str, str] | None, name: str) -> str:
     return low.get(name.strip().lower(), name)
 
 
-def read_yolo(images: Path, names: Sequence[str], mapping: dict[str, str] | None,
+def label_path(image: Path) -> Path:
+    """Where a YOLO label for `image` lives: Ultralytics' rule, the last `images`
+    folder in the path swapped for `labels` (`images/train/a.jpg` ->
+    `labels/train/a.txt`, `train/images/a.jpg` -> `train/labels/a.txt`); a
+    path without an `images` folder keeps its labels beside the image."""
+    parts = list(Path(image).parts)
+    if "images" in parts[:-1]:
+        i = len(parts) - 2 - parts[:-1][::-1].index("images")
+        parts[i] = "labels"
+    return Path(*parts).with_suffix(".txt")
+
+
+def read_yolo(images: Path | Sequence[Path], names: Sequence[str], mapping: dict[str, str] | None,
               class_names: Sequence[str], report: DataReport) -> Detections:
-    """One YOLO/Roboflow split: `.../images/*` with labels in the sibling `.../labels/*.txt`.
+    """One YOLO split: an image folder (searched recursively) or a list of image
+    files, each with its label file where `label_path` says.
 
     Lines are `class cx cy w h`, normalised to the image; `mapping` renames
     the set's class names onto `class_names` (case-insensitive); names that
-    end up outside `class_names` are dropped.
+    end up outside `class_names` are dropped. Images whose label file is
+    missing are kept with no boxes (YOLO's background images); the number of
+    label files found is in `report.counts["label files"]`.
     """
-    images = Path(images)
-    labels = images.parent / "labels" if images.name == "images" else images
     out = Detections([], [], [], [], [])
-    if not images.is_dir():
-        return out
-    for path, w, h in usable_images(images, report):
-        label = labels / f"{path.stem}.txt"
+    if isinstance(images, (str, Path)):
+        folder = Path(images)
+        if not folder.is_dir():
+            return out
+        files: Sequence[Path] = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    else:
+        files = [Path(p) for p in images]
+    for path, w, h in usable_images(files, report):
+        label = label_path(path)
         boxes, classes = [], []
         if label.exists():
-            for n, line in enumerate(label.read_text().splitlines(), 1):
+            report.counts["label files"] = report.counts.get("label files", 0) + 1
+            for n, line in enumerate(label.read_text(errors="replace").splitlines(), 1):
                 parts = line.split()
                 if not parts:
                     continue
@@ -345,6 +393,9 @@ def read_yolo(images: Path, names: Sequence[str], mapping: dict[str, str] | None
                     continue
                 if not 0 <= cid < len(names):
                     report.note(label, f"bad class: {cid} on line {n}, expected 0-{len(names) - 1}")
+                    continue
+                if not all(np.isfinite([cx, cy, bw, bh])) or bw <= 0 or bh <= 0:
+                    report.note(label, f"bad box: line {n}: {line!r}, expected finite cx cy and w, h > 0")
                     continue
                 name = _lookup(mapping, names[cid])
                 if name not in class_names:
@@ -359,37 +410,64 @@ def read_yolo(images: Path, names: Sequence[str], mapping: dict[str, str] | None
     return out
 
 
-def _yaml_value(text: str, key: str) -> str | None:
-    for line in text.splitlines():
-        k, sep, v = line.partition(":")
-        if sep and k.strip() == key and v.strip() and not v.strip().startswith("["):
-            return v.strip().strip("'\"")
+def _yaml_root(yaml_path: Path, data: dict) -> Path:
+    """The folder split paths are relative to: the yaml's `path:` key (absolute,
+    or relative to the yaml's folder) when it exists on disk, else the yaml's folder."""
+    base = Path(yaml_path).parent
+    raw = data.get("path")
+    if isinstance(raw, str) and raw.strip():
+        for candidate in (Path(raw), base / raw):
+            if candidate.is_dir():
+                return candidate.resolve()
+    return base
+
+
+def _split_images(value: Any, root: Path, roots: Sequence[Path]) -> list[Path] | Path | None:
+    """One split's images from its yaml value: a folder, a `.txt` list of images,
+    or a list of either; None when nothing named exists."""
+    if isinstance(value, (list, tuple)):
+        found = [_split_images(v, root, roots) for v in value]
+        files = [f for part in found if part is not None
+                 for f in ((sorted(p for p in part.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES))
+                           if isinstance(part, Path) else part)]
+        return files or None
+    if not isinstance(value, str) or not value.strip():
+        return None
+    parts = [q for q in value.replace("\\", "/").split("/") if q and q != "."]
+    candidates = [Path(value), root / value] + ([root / Path(*parts)] if parts else [])
+    # Sets moved from another machine (even with Windows paths such as `F://set//train//images`): the last
+    # two parts under the yaml's folder and its subfolders.
+    candidates += [r / Path(*parts[-2:]) for r in roots] if len(parts) >= 2 else []
+    for c in candidates:
+        if c.suffix == ".txt" and c.is_file():  # Ultralytics: one image path per line, relative to the root.
+            lines = [ln.strip() for ln in c.read_text(errors="replace").splitlines() if ln.strip()]
+            return [Path(ln) if Path(ln).is_absolute() else root / ln for ln in lines]
+        if c.is_dir():
+            return c.resolve()
     return None
 
 
-def yolo_split_dirs(yaml_path: Path) -> dict[str, Path]:
-    """The image folder of each split a YOLO `data.yaml` names (`train`, `val`, `test`).
+def yolo_split_dirs(yaml_path: Path) -> dict[str, list[Path] | Path]:
+    """The images of each split a YOLO `data.yaml` names (`train`, `val`, `test`).
 
-    Paths in the yaml are tried as written (relative to the yaml, as Roboflow
-    writes `../train/images`), then by their last two parts under the yaml's
-    folder and its subfolders (sets moved from another machine, even with
-    Windows paths such as `F://set//train//images`), then the usual
-    `train|valid|test/images` folders.
+    Split values are folders, `.txt` image lists or lists of them, relative to
+    the yaml's `path:` (or the yaml's folder), tried as written (Roboflow
+    writes `../train/images`), then by their last two parts under the root
+    and its subfolders, then the usual `train|valid|test/images` and
+    `images/train|val|test` folders.
     """
     yaml_path = Path(yaml_path)
-    base = yaml_path.parent
-    text = yaml_path.read_text(errors="replace")
-    roots = [base, *sorted(p for p in base.iterdir() if p.is_dir())]
-    found: dict[str, Path] = {}
+    data = read_data_yaml(yaml_path)
+    root = _yaml_root(yaml_path, data)
+    roots = list(dict.fromkeys([root, yaml_path.parent, *sorted(p for p in root.iterdir() if p.is_dir())]))
+    found: dict[str, list[Path] | Path] = {}
     for split, folders in (("train", ("train",)), ("val", ("valid", "val")), ("test", ("test",))):
-        raw = _yaml_value(text, split) or (_yaml_value(text, "valid") if split == "val" else None)
-        candidates = []
-        if raw:
-            parts = [q for q in raw.replace("\\", "/").split("/") if q and q not in (".",)]
-            candidates += [base / raw, base / Path(*parts)] if parts else []
-            candidates += [r / Path(*parts[-2:]) for r in roots] if len(parts) >= 2 else []
-        candidates += [r / f / "images" for r in roots for f in folders]
-        hit = next((c.resolve() for c in candidates if c.is_dir()), None)
+        value = data.get(split) if data.get(split) is not None else (data.get("valid") if split == "val" else None)
+        hit = _split_images(value, root, roots)
+        if hit is None:
+            usual = [r / f / "images" for r in roots for f in folders] + [r / "images" / f for r in roots
+                                                                          for f in folders]
+            hit = next((c.resolve() for c in usual if c.is_dir()), None)
         if hit is not None and hit not in found.values():
             found[split] = hit
     return found
@@ -397,10 +475,23 @@ def yolo_split_dirs(yaml_path: Path) -> dict[str, Path]:
 
 def read_yolo_set(yaml_path: Path, class_names: Sequence[str], mapping: dict[str, str] | None,
                   report: DataReport) -> dict[str, Detections]:
-    """Every split a YOLO `data.yaml` names that exists on disk, read with `read_yolo`."""
+    """Every split a YOLO `data.yaml` names that exists on disk, read with `read_yolo`.
+
+    Raises:
+        UserError: when images load but not one label file is found: the
+            labels are somewhere the loader does not look, and training on
+            box-less images would teach the model that nothing is there.
+    """
     names = read_yaml_names(yaml_path)
-    return {split: read_yolo(images, names, mapping, class_names, report)
-            for split, images in yolo_split_dirs(yaml_path).items()}
+    splits = yolo_split_dirs(yaml_path)
+    parts = {split: read_yolo(images, names, mapping, class_names, report) for split, images in splits.items()}
+    n_images = sum(len(p) for p in parts.values())
+    if n_images and not report.counts.get("label files"):
+        where = sorted({str(label_path(Path(p)).parent) for part in parts.values() for p in part.paths[:1]})
+        raise UserError(f"Expected YOLO label files (one .txt per image) for the {n_images} images of {yaml_path}. "
+                        f"Received: none; looked in {where} (the last `images` folder of each image path swapped "
+                        "for `labels`, or beside the image).")
+    return parts
 
 
 def merge(parts: Sequence[Detections]) -> Detections:
@@ -546,7 +637,7 @@ def build_model(recipe: DetectionRecipe, class_names: list[str]) -> keras.Model:
     from suite import kerascv  # Lazy: only commands that build or run a detector load keras-cv.
 
     return kerascv.yolo_detector(len(class_names), recipe.widths, recipe.depths, recipe.fpn_depth,
-                                 recipe.iou_threshold, recipe.confidence_threshold, recipe.max_detections,
+                                 recipe.iou_threshold, recipe.eval_confidence_threshold, recipe.eval_max_detections,
                                  backbone_preset=recipe.backbone_preset)
 
 
@@ -560,10 +651,18 @@ def compile_args(recipe: DetectionRecipe) -> dict[str, Any]:
 def detect_fn(model: keras.Model, recipe: DetectionRecipe, class_names: list[str]) -> Callable[[tf.Tensor], dict]:
     """uint8 `[h, w, 3]` of any size -> boxes in its own pixels, scores, classes, names.
 
+    NMS runs once, at the evaluation convention (`eval_confidence_threshold`,
+    `eval_max_detections`); the serving outputs are its detections
+    above `confidence_threshold`, the first `max_detections` by score. Greedy
+    NMS keeps a box only against higher-scored ones, so these are exactly
+    what NMS at the serving values would keep.
+
     Returns:
-        A traceable function giving `boxes` (`[max_detections, 4]`, -1
-        padding), `scores`, `classes` (-1 padding), `class_names` and
-        `num_detections`, after letterboxing, YOLOv8 and NMS.
+        A traceable function giving, for serving, `boxes` (`[max_detections,
+        4]`, -1 padding), `scores`, `classes` (-1 padding), `class_names` and
+        `num_detections`; and for evaluation (or a user's own threshold)
+        `all_boxes` (`[eval_max_detections, 4]`), `all_scores`, `all_classes`
+        and `num_all`.
     """
     from suite import kerascv
 
@@ -571,21 +670,44 @@ def detect_fn(model: keras.Model, recipe: DetectionRecipe, class_names: list[str
 
     def detect(pixels):
         x, scale, hw = letterbox(pixels, recipe.image_size)
-        out = kerascv.detect(model, x[None])
+        out = kerascv.detect(model, x[None], recipe.eval_confidence_threshold, recipe.eval_max_detections,
+                             recipe.iou_threshold)
         boxes = out["boxes"][0] / scale
         boxes = tf.minimum(tf.maximum(boxes, 0.0), tf.stack([hw[1], hw[0], hw[1], hw[0]]))
         classes = tf.cast(out["classes"][0], tf.int32)
-        n = tf.cast(out["num_detections"][0], tf.int32)
-        valid = tf.range(tf.shape(classes)[0]) < n
+        scores = tf.cast(out["confidence"][0], tf.float32)
+        n_all = tf.cast(out["num_detections"][0], tf.int32)
+        valid = tf.range(tf.shape(classes)[0]) < n_all
+        order = tf.argsort(tf.where(valid, scores, -1.0), direction="DESCENDING", stable=True)
+        boxes, classes, scores = tf.gather(boxes, order), tf.gather(classes, order), tf.gather(scores, order)
+        # The serving view: the leading detections at or above the serving threshold.
+        served = valid & (scores > recipe.confidence_threshold)  # Strictly above, as TF's NMS score_threshold.
+        n = tf.minimum(tf.reduce_sum(tf.cast(served, tf.int32)), recipe.max_detections)
+        keep = tf.range(recipe.max_detections) < n
+        pad = tf.maximum(recipe.max_detections - tf.shape(classes)[0], 0)
+        head = lambda t, fill: tf.pad(t, [[0, pad]] + [[0, 0]] * (len(t.shape) - 1),  # noqa: E731
+                                      constant_values=fill)[: recipe.max_detections]
+        s_boxes, s_scores, s_classes = head(boxes, -1.0), head(scores, 0.0), head(classes, -1)
         return {
-            "boxes": tf.where(valid[:, None], boxes, -1.0),
-            "scores": tf.where(valid, out["confidence"][0], 0.0),
-            "classes": tf.where(valid, classes, -1),
-            "class_names": tf.gather(names, tf.where(valid, classes, len(class_names))),
+            "boxes": tf.where(keep[:, None], s_boxes, -1.0),
+            "scores": tf.where(keep, s_scores, 0.0),
+            "classes": tf.where(keep, s_classes, -1),
+            "class_names": tf.gather(names, tf.where(keep, s_classes, len(class_names))),
             "num_detections": n,
+            "all_boxes": tf.where(valid[:, None], boxes, -1.0),
+            "all_scores": tf.where(valid, scores, 0.0),
+            "all_classes": tf.where(valid, classes, -1),
+            "num_all": n_all,
         }
 
     return detect
+
+
+# What `detection_metrics` results say about the detections they scored.
+def convention(recipe: DetectionRecipe) -> str:
+    return (f"COCO convention: detections above confidence {recipe.eval_confidence_threshold:g}, up to "
+            f"{recipe.eval_max_detections} per image (serving keeps > {recipe.confidence_threshold:g}, "
+            f"up to {recipe.max_detections})")
 
 
 def detect_all(model: Any, examples: Detections, make_detect: Callable[[], Callable[[tf.Tensor], dict]],
@@ -602,7 +724,9 @@ def detect_all(model: Any, examples: Detections, make_detect: Callable[[], Calla
 
     Returns:
         `truth` as `[(boxes, classes)]` and `predictions` as
-        `[(boxes, scores, classes)]`, per example, for `detection_metrics`.
+        `[(boxes, scores, classes)]` per example (the `all_*` detections, at
+        the evaluation convention; an export made before they existed gives
+        its serving detections), for `detection_metrics`.
     """
     import keras
 
@@ -611,8 +735,10 @@ def detect_all(model: Any, examples: Detections, make_detect: Callable[[], Calla
     truth, predictions = [], []
     for i, (path, boxes, classes) in enumerate(zip(examples.paths, examples.boxes, examples.classes)):
         out = detect(decode_image(tf.io.read_file(path)))
-        n = int(out["num_detections"])
-        predictions.append((out["boxes"].numpy()[:n], out["scores"].numpy()[:n], out["classes"].numpy()[:n]))
+        prefix, count = ("all_", "num_all") if "num_all" in out else ("", "num_detections")
+        n = int(out[count])
+        predictions.append((out[prefix + "boxes"].numpy()[:n], out[prefix + "scores"].numpy()[:n],
+                            out[prefix + "classes"].numpy()[:n]))
         truth.append((boxes, classes))
         if keep is not None:
             keep(out, examples.extra[i] if examples.extra else {})

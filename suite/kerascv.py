@@ -109,17 +109,32 @@ def yolo_compile_args() -> dict:
     return {"classification_loss": "binary_crossentropy", "box_loss": "ciou"}
 
 
-def detect(model: keras.Model, images: tf.Tensor) -> dict:
+def detect(model: keras.Model, images: tf.Tensor, confidence_threshold: float | None = None,
+           max_detections: int | None = None, iou_threshold: float | None = None) -> dict:
     """Raw forward pass plus box decoding and NMS, traceable into a SavedModel.
 
     Args:
         model: a `YOLOV8Detector`.
         images: float `[batch, size, size, 3]` in 0-255, static spatial size
             (the anchors are computed from it).
+        confidence_threshold, max_detections, iou_threshold: NMS values for
+            this call; each defaults to the model's own decoder's (so a
+            checkpoint saved with other values is decoded as asked).
 
     Returns:
-        `boxes` `[batch, max_detections, 4]` (xyxy, input pixels), `confidence`,
-        `classes` (-1 for padding) and `num_detections` `[batch]`.
+        `boxes` `[batch, max_detections, 4]` (xyxy, input pixels), `confidence`
+        (descending), `classes` (-1 for padding) and `num_detections` `[batch]`.
     """
+    import types
+
+    own = model.prediction_decoder
+    decoder = keras_cv.layers.NonMaxSuppression(
+        bounding_box_format=model.bounding_box_format, from_logits=own.from_logits,
+        iou_threshold=own.iou_threshold if iou_threshold is None else iou_threshold,
+        confidence_threshold=own.confidence_threshold if confidence_threshold is None else confidence_threshold,
+        max_detections=own.max_detections if max_detections is None else max_detections,
+    )
     raw = model(images, training=False)
-    return model.decode_predictions(raw, images)
+    # keras-cv's own decoding (anchors, distances to boxes), with this decoder: the method reads only these two.
+    view = types.SimpleNamespace(prediction_decoder=decoder, bounding_box_format=model.bounding_box_format)
+    return type(model).decode_predictions(view, raw, images)

@@ -238,7 +238,7 @@ def _run(task: Task[Any, Any], recipe: TrainRecipe, data_dir: Path, recipe_name:
     for path, reason in data.report.skipped[:5]:
         log(f"  skipped {path}: {reason}")
     run_dir = Path(run_dir) if run_dir else new_run_dir(RUNS / task.name)
-    metadata = {"recipe_name": recipe_name, "data_dir": str(data_dir), "data_fingerprint": fingerprint(data_dir),
+    metadata = {"recipe_name": recipe_name, "data_dir": str(data_dir), "data_fingerprint": fingerprint(data_dir if data_dir.is_dir() else data_dir.parent),
                 "data_layout": data.layout, "class_names": data.class_names, "approach": approach}
     model = fit(task, recipe, data, run_dir, approach=approach, source=source, strategy=strategy, resume=resume,
                 metadata=metadata)

@@ -166,7 +166,7 @@ def load_data(data_dir: Path, recipe: Recipe) -> LoadedData:
     """
     data_dir = Path(data_dir)
     report = DataReport()
-    yamls = sorted(data_dir.glob("data.yaml")) + sorted(data_dir.glob("*/data.yaml"))
+    yamls = det.find_data_yaml(data_dir)
     parts = det.read_yolo_set(yamls[0], CLASS_NAMES, class_mapping(recipe), report) if yamls else {}
     if not sum(len(p) for p in parts.values()):
         listing = sorted(p.name for p in data_dir.iterdir())[:8] if data_dir.is_dir() else "nothing (no such folder)"
@@ -286,7 +286,7 @@ def evaluate(model, examples: det.Detections, recipe: Recipe, class_names: list[
                 errors.append(abs(float(estimate.min()) - nearest))
 
     truth, predictions = det.detect_all(model, examples, lambda: _detect_fn(model, recipe, class_names), keep)
-    metrics = det.detection_metrics(truth, predictions, class_names)
+    metrics = {**det.detection_metrics(truth, predictions, class_names), "detections_scored": det.convention(recipe)}
     det.save_pr_curves(truth, predictions, class_names, out_dir)
     if levels:
         metrics = {**hazard_metrics(levels, said),

@@ -48,8 +48,8 @@ from tasks import samples
 class Recipe(det.DetectionRecipe):
     """The shared YOLOv8 values (`suite.detection.DetectionRecipe`, each with its reason) fit as they
     are: 50 epochs, batch 16, AdamW 2e-3 with a 2-epoch warmup, clip 10, ~1M params, 224 px
-    letterbox (Penn-Fudan people are large: most > 100 px), confidence 0.05 so AP sees the whole
-    ranking, draw threshold 0.4, zoom 1 +- 0.3, 15/15 val/test split."""
+    letterbox (Penn-Fudan people are large: most > 100 px), serving confidence 0.05 (AP is scored at
+    the COCO convention, 0.001 and 100 per image), draw threshold 0.4, zoom 1 +- 0.3, 15/15 val/test split."""
 
 
 RECIPES = {
@@ -156,12 +156,13 @@ def load_data(data_dir: Path, recipe: Recipe) -> LoadedData:
     roots = [data_dir, data_dir / "PennFudanPed"]
     found = None
     for root in roots:
+        yamls = det.find_data_yaml(root, nested=False)
         if (root / "PNGImages").is_dir():
             found, layout = {"all": _penn_fudan(root, report)}, "Penn-Fudan layout"
         elif (root / "Annotations").is_dir():
             found, layout = {"all": _voc(root, report)}, "Pascal VOC layout"
-        elif (root / "data.yaml").exists():
-            found, layout = det.read_yolo_set(root / "data.yaml", CLASS_NAMES, mapping, report), "YOLO layout"
+        elif yamls:
+            found, layout = det.read_yolo_set(yamls[0], CLASS_NAMES, mapping, report), "YOLO layout"
         elif root.is_dir() and (jsons := sorted(root.glob("*.json"))):
             image_dir = root / "images" if (root / "images").is_dir() else root
             found, layout = {"all": det.read_coco(jsons[0], image_dir, CLASS_NAMES, mapping, report)}, "COCO JSON"
@@ -184,7 +185,7 @@ def evaluate(model, examples: det.Detections, recipe: Recipe, class_names: list[
     """AP50 (primary), mAP over IoU 0.5-0.95, AP75, recall, AP50 by object size."""
     truth, predictions = det.detect_all(model, examples, lambda: det.detect_fn(model, recipe, class_names))
     det.save_pr_curves(truth, predictions, class_names, out_dir)
-    return det.detection_metrics(truth, predictions, class_names)
+    return {**det.detection_metrics(truth, predictions, class_names), "detections_scored": det.convention(recipe)}
 
 
 def slices(examples: det.Detections, recipe: Recipe, class_names: list[str]) -> dict[str, list[str]]:

@@ -158,7 +158,9 @@ class Clips:
 def which_set(filename: str, val_percent: int, test_percent: int) -> str:
     """Speech Commands' own split rule: hash the speaker part of the file name."""
     base = re.sub(r"_nohash_.*$", "", Path(filename).name)
-    h = int(hashlib.sha1(base.encode()).hexdigest(), 16) % (2**27 - 1) * (100.0 / (2**27 - 1))
+    # As `input_data.which_set` in TensorFlow's speech_commands example: modulo MAX_NUM_WAVS_PER_CLASS + 1
+    # (2**27), scaled by 100 / MAX_NUM_WAVS_PER_CLASS (2**27 - 1).
+    h = int(hashlib.sha1(base.encode()).hexdigest(), 16) % 2**27 * (100.0 / (2**27 - 1))
     return "val" if h < val_percent else "test" if h < val_percent + test_percent else "train"
 
 

@@ -5,6 +5,7 @@ real files."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from PIL import Image
 from conftest import realdata
 from suite import detection as det
 from suite.data import DataReport
+from suite.errors import UserError
 
 
 def _one(boxes, classes=None):
@@ -145,3 +147,121 @@ def test_yolo_split_dirs_find_moved_sets(tmp_path):
     (tmp_path / "css" / "test" / "images").mkdir(parents=True)
     (tmp_path / "css" / "plain.yaml").write_text("names: [a]\n")
     assert set(det.yolo_split_dirs(tmp_path / "css" / "plain.yaml")) == {"train", "val", "test"}
+
+
+def test_data_yaml_as_ultralytics_and_roboflow_write_it(tmp_path):
+    """Flow mappings, quoted names with commas, comments and blank lines (PyYAML reads them all)."""
+    cases = {
+        "names: {0: person, 1: excavator}\n": ["person", "excavator"],
+        "# a comment\n\nnames:\n  - 'hard hat, yellow'  # quoted, with a comma\n\n  - \"person\"\n": [
+            "hard hat, yellow", "person"],
+        "names:\n  1: excavator\n  0: person\n": ["person", "excavator"],
+        "nc: 2\n": ["0", "1"],
+    }
+    for n, (text, names) in enumerate(cases.items()):
+        (tmp_path / f"{n}.yaml").write_text(text)
+        assert det.read_yaml_names(tmp_path / f"{n}.yaml") == names, text
+    (tmp_path / "bad.yaml").write_text("names: [a, b\n")
+    with pytest.raises(UserError, match="Expected a YAML file"):
+        det.read_yaml_names(tmp_path / "bad.yaml")
+    (tmp_path / "none.yaml").write_text("train: x\n")
+    with pytest.raises(UserError, match="Expected `names:`"):
+        det.read_yaml_names(tmp_path / "none.yaml")
+
+
+def _ultralytics_set(root, with_labels=True):
+    """The Ultralytics layout: `images/train` + `labels/train`, `path:` naming the root."""
+    for split in ("train", "val"):
+        (root / "images" / split).mkdir(parents=True)
+        (root / "labels" / split).mkdir(parents=True)
+        for i in range(2):
+            Image.new("RGB", (80, 40)).save(root / "images" / split / f"{split}{i}.jpg")
+            if with_labels:
+                (root / "labels" / split / f"{split}{i}.txt").write_text("1 0.5 0.5 0.25 0.5\n")
+
+
+def test_ultralytics_layout_and_data_yaml_path(tmp_path):
+    root = tmp_path / "site"
+    _ultralytics_set(root)
+    cfg = tmp_path / "elsewhere" / "site.yaml"  # The yaml away from the data, as Ultralytics keeps them.
+    cfg.parent.mkdir()
+    cfg.write_text(f"path: {root}\ntrain: images/train\nval: images/val\nnames:\n  0: person\n  1: excavator\n")
+    assert det.label_path(root / "images" / "train" / "a.jpg") == root / "labels" / "train" / "a.txt"
+    assert det.label_path(Path("set/train/images/a.png")) == Path("set/train/labels/a.txt")
+    report = DataReport()
+    parts = det.read_yolo_set(cfg, ["person", "machinery"], {"excavator": "machinery"}, report)
+    assert {k: len(v) for k, v in parts.items()} == {"train": 2, "val": 2}
+    np.testing.assert_allclose(parts["train"].boxes[0], [[30, 10, 50, 30]])
+    assert parts["train"].classes[0].tolist() == [1] and report.counts["label files"] == 4
+
+    # A `.txt` list of images, relative to `path:`, is a split too.
+    (root / "train.txt").write_text("images/train/train1.jpg\n")
+    cfg.write_text(f"path: {root}\ntrain: train.txt\nval: [images/val]\nnames: [person, excavator]\n")
+    parts = det.read_yolo_set(cfg, ["person", "machinery"], {"excavator": "machinery"}, DataReport())
+    assert [Path(p).name for p in parts["train"].paths] == ["train1.jpg"] and len(parts["val"]) == 2
+
+
+def test_a_set_with_images_but_no_labels_is_an_error_naming_where_they_were_looked_for(tmp_path):
+    root = tmp_path / "site"
+    _ultralytics_set(root, with_labels=False)
+    (root / "data.yaml").write_text("train: images/train\nval: images/val\nnames: [person]\n")
+    with pytest.raises(UserError, match=r"Expected YOLO label files.*labels/train"):
+        det.read_yolo_set(root / "data.yaml", ["person"], None, DataReport())
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_ap_matches_pycocotools_on_random_sets(seed):
+    """Our AP code against COCO's own evaluator (pycocotools, the `test` extra) on random sets:
+    near-miss predictions, duplicates, false positives and objects of every size."""
+    coco_mod = pytest.importorskip("pycocotools.coco")
+    cocoeval = pytest.importorskip("pycocotools.cocoeval")
+    import contextlib
+    import io
+
+    rng = np.random.default_rng(seed)
+    names = ["person", "machinery", "vehicle"]
+    truth, predictions, images, gts, dts = [], [], [], [], []
+    for i in range(25):
+        n = int(rng.integers(0, 6))
+        xy = rng.uniform(0, 400, (n, 2))
+        wh = np.exp(rng.uniform(np.log(8), np.log(250), (n, 2)))
+        g = np.concatenate([xy, xy + wh], 1).astype(np.float32)
+        gc = rng.integers(0, 3, n).astype(np.int32)
+        keep = rng.uniform(size=n) < 0.8  # Some objects missed.
+        jitter = rng.normal(0, 0.12, (n, 4)) * np.concatenate([wh, wh], 1)
+        p = np.concatenate([g[keep] + jitter[keep], g[keep][: 1] + 2.0,  # A near duplicate of one.
+                            rng.uniform(0, 450, (int(rng.integers(0, 4)), 2)) @ np.array([[1, 0, 1, 0], [0, 1, 0, 1]])
+                            + np.array([0, 0, 30, 40])])  # False positives.
+        pc = np.concatenate([gc[keep], gc[keep][: 1], rng.integers(0, 3, len(p) - int(keep.sum()) - min(1, int(keep.sum())))])
+        ps = rng.uniform(0.01, 1.0, len(p))
+        truth.append((g, gc))
+        predictions.append((p.astype(np.float32), ps.astype(np.float32), pc.astype(np.int32)))
+        images.append({"id": i, "width": 500, "height": 500})
+        for b, c in zip(g, gc):
+            w, h = b[2] - b[0], b[3] - b[1]
+            gts.append({"id": len(gts) + 1, "image_id": i, "category_id": int(c), "bbox": [*map(float, b[:2]), float(w), float(h)],
+                        "area": float(w * h), "iscrowd": 0})
+        for b, s, c in zip(p, ps, pc):
+            dts.append({"image_id": i, "category_id": int(c), "score": float(s),
+                        "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])]})
+    ours = det.detection_metrics(truth, predictions, names)
+
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its tables.
+        gt = coco_mod.COCO()
+        gt.dataset = {"images": images, "annotations": gts, "categories": [{"id": c, "name": n} for c, n in enumerate(names)]}
+        gt.createIndex()
+        run = cocoeval.COCOeval(gt, gt.loadRes(dts), "bbox")
+        run.evaluate()
+        run.accumulate()
+        run.summarize()
+    stats = run.stats  # AP, AP50, AP75, AP small, medium, large (all at 100 detections per image).
+    assert ours["map"] == pytest.approx(stats[0], abs=1e-6)
+    assert ours["ap50"] == pytest.approx(stats[1], abs=1e-6)
+    assert ours["ap75"] == pytest.approx(stats[2], abs=1e-6)
+    # By size, COCO reports AP over 0.5:0.95; ours reports AP50 by size: compared at IoU 0.5 from COCO's table.
+    precision = run.eval["precision"]  # [iou, recall, class, area, maxdets]
+    for k, size in enumerate(("small", "medium", "large"), start=1):
+        p = precision[0, :, :, k, 2]
+        per_class = [p[:, c].mean() for c in range(p.shape[1]) if (p[:, c] > -1).any()]
+        if per_class:
+            assert ours[f"ap50_{size}"] == pytest.approx(np.mean(per_class), abs=1e-6), size

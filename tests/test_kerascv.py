@@ -61,3 +61,26 @@ def test_export_and_checkpoint_reload_keep_the_boxes(detector, tmp_path):
     again = keras.saving.load_model(tmp_path / "best.keras")
     np.testing.assert_allclose(np.asarray(kerascv.detect(again, tf.constant(images[:1]))["boxes"]),
                                np.asarray(kerascv.detect(model, tf.constant(images[:1]))["boxes"]), atol=1e-4)
+
+
+def test_serving_view_is_nms_at_the_serving_values(detector):
+    """`detect_fn` runs NMS once at the evaluation convention; its serving outputs must be exactly what
+    NMS at the serving threshold and count would keep (greedy NMS: lower boxes never suppress higher)."""
+    import dataclasses
+
+    from suite.detection import DetectionRecipe, detect_fn
+
+    model, images = detector
+    pixels = tf.constant(images[0].astype(np.uint8))
+    scores = kerascv.detect(model, letterbox(pixels, SIZE)[0][None], 0.0, 100)["confidence"][0].numpy()
+    threshold = float(np.quantile(scores[scores > 0], 0.6))  # Some boxes above, many below.
+    recipe = dataclasses.replace(DetectionRecipe(), image_size=SIZE, confidence_threshold=threshold, max_detections=5,
+                                 eval_confidence_threshold=0.0, eval_max_detections=100)
+    got = detect_fn(model, recipe, ["a", "b"])(pixels)
+    want = kerascv.detect(model, letterbox(pixels, SIZE)[0][None], threshold, 5)
+    n = int(want["num_detections"][0])
+    assert int(got["num_detections"]) == n and 0 < n <= 5 and int(got["num_all"]) > n
+    np.testing.assert_allclose(got["scores"].numpy()[:n], want["confidence"][0].numpy()[:n], atol=1e-6)
+    # A 64 x 64 image letterboxes at scale 1; detect_fn clips boxes to the image.
+    np.testing.assert_allclose(got["boxes"].numpy()[:n], np.clip(want["boxes"][0].numpy()[:n], 0, SIZE), atol=1e-3)
+    assert (got["classes"].numpy()[n:] == -1).all() and got["boxes"].shape == (5, 4)

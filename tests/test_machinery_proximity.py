@@ -63,6 +63,9 @@ def test_class_map_from_the_recipe(tmp_path):
         mp.load_data(tmp_path, dataclasses.replace(RECIPE, class_map=("Digger:crane",)))
     with pytest.raises(UserError, match="Expected a YOLO/Roboflow set"):
         mp.load_data(tmp_path / "train", RECIPE)
+    # `--data path/to/data.yaml`, as Ultralytics users pass it, reads the same set.
+    by_file = mp.load_data(tmp_path / "data.yaml", RECIPE)
+    assert by_file.splits["train"].paths == data.splits["train"].paths
 
 
 def _camera() -> mp_samples.Camera:

@@ -129,6 +129,18 @@ def test_generator_writes_the_speech_commands_layout(tmp_path):
     assert all(sc.which_set(p, 10, 10) == "test" for p in listed)
 
 
+def test_split_rule_is_the_official_one():
+    """Known pairs from Speech Commands v0.01's own lists; the old modulus (2**27 - 1) put each of these in train."""
+    assert sc.which_set("bed/026290a7_nohash_0.wav", 10, 10) == "val"
+    assert sc.which_set("bed/060cd039_nohash_1.wav", 10, 10) == "val"
+    assert sc.which_set("bed/0c40e715_nohash_0.wav", 10, 10) == "test"
+    assert sc.which_set("bed/0ea0e2f4_nohash_0.wav", 10, 10) == "test"
+    root = realdata("speech_commands", "speech_commands_v0.01")
+    for name, split in (("validation_list.txt", "val"), ("testing_list.txt", "test")):
+        listed = (root / name).read_text().split()
+        assert len(listed) > 6000 and all(sc.which_set(p, 10, 10) == split for p in listed), name
+
+
 @pytest.mark.parametrize("smoke", ["speech_commands"], indirect=True)
 def test_export_matches_model_predict_on_real_wav_bytes(smoke):
     paths = sorted(realdata("speech_commands", "speech_commands_v0.01").rglob("*.wav"))[::15][:6]
