@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from suite.config import DATASETS, RUNS, SAVED_MODELS, has_data
 from suite.errors import UserError, closest
 from suite.fetch import MANIFEST, dataset_dir
-from suite.runs import DATASETS, RUNS, SAVED_MODELS, has_data, summary
 
 if TYPE_CHECKING:
     from suite.task import Task
@@ -122,7 +122,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> None:
     import tempfile
 
-    from suite.runs import load_trained
+    from suite.runs import load_trained, summary
 
     task = get_task(args.task)
     model, recipe, meta, _ = load_trained(task, Path(args.model) if args.model else None)
@@ -170,7 +170,57 @@ def cmd_predict(args: argparse.Namespace) -> None:
         print(line)
 
 
+def cmd_recipe(args: argparse.Namespace) -> None:
+    from suite.config import describe_recipe
+
+    task = get_task(args.task)
+    recipe = _recipe(task, args.recipe, args.sets)
+    rows = describe_recipe(recipe, task.recipes["default"])
+    if args.json:
+        print(json.dumps({"task": task.name, "recipe": args.recipe, "values": rows}, default=list))
+        return
+    print(f"{task.name}, recipe {args.recipe!r} (recipes: {', '.join(task.recipes)}; "
+          f"change any value with `suite train {task.name} --set KEY=VALUE`)")
+    width = max(len(r["key"]) for r in rows)
+    for r in rows:
+        value = _show(r["value"])
+        default = "" if r["value"] == r["default"] else f"  (default {_show(r['default'])})"
+        print(f"  {r['key']:<{width}}  {r['type']:<5} = {value}{default}")
+        if r["reason"]:
+            print(f"  {'':<{width}}  {r['reason']}")
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value) or "(empty)"
+    return repr(value) if isinstance(value, str) else str(value)
+
+
 # --- Parser -------------------------------------------------------------------
+
+# One example per command, shown in its --help (TASK stands for any registered task).
+EXAMPLES = {
+    "list": "suite list",
+    "data make": "suite data make traffic_signs --size 500",
+    "data fetch": "suite data fetch pedestrians            # then: suite train pedestrians --data penn_fudan",
+    "train": "suite train traffic_signs --recipe smoke --set epochs=3",
+    "evaluate": "suite evaluate traffic_signs --split val --out reports/signs",
+    "export": "suite export traffic_signs               # saved_models/traffic_signs/<N>/",
+    "matrix": "suite matrix --tasks traffic_signs,speech_commands --limit 100",
+    "predict": "suite predict traffic_signs photo.png",
+    "recipe": "suite recipe machinery_proximity --recipe smoke",
+}
+
+
+def _epilog(command: str, names: list[str]) -> str:
+    return f"tasks: {', '.join(names)}\nexample:\n  {EXAMPLES[command]}"
+
+
+def _versions() -> str:
+    from suite.config import library_versions
+
+    v = library_versions()
+    return "suite " + v.pop("suite", "?") + " (" + ", ".join(f"{k} {x}" for k, x in v.items()) + ")"
 
 
 def _pairs(values: list[str], what: str, known) -> dict[str, list[str]]:
@@ -227,14 +277,33 @@ def cmd_matrix(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="suite", description=__doc__.splitlines()[0])
+    from tasks import TASKS
+
+    names = list(TASKS)
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="suite", description=__doc__.splitlines()[0], formatter_class=formatter,
+        epilog=f"tasks: {', '.join(names)}\nexamples:\n" + "\n".join(
+            f"  {EXAMPLES[c]}" for c in ("train", "evaluate", "export", "matrix", "recipe")))
+    parser.add_argument("--version", action="version", version=_versions())
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's start-up and C++ log lines (hidden by default)")
+
+    def add(group: Any, command: str, help: str) -> argparse.ArgumentParser:
+        leaf = command.split()[-1]
+        p = group.add_parser(leaf, help=help, description=help, epilog=_epilog(command, names),
+                             formatter_class=formatter)
+        p.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
+                       help="show TensorFlow's start-up and C++ log lines")
+        return p
+
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("list", help="every task, its data, model, metric and what exists")
+    p = add(sub, "list", "every task, its data, model, metric and what exists")
     p.set_defaults(fn=cmd_list)
 
     data = sub.add_parser("data", help="sample datasets and real ones").add_subparsers(dest="action", required=True)
-    p = data.add_parser("make", help="write the sample dataset in the real layout")
+    p = add(data, "data make", "write the sample dataset in the real layout")
     p.add_argument("task")
     p.add_argument("--out", help="folder; defaults to datasets/TASK")
     p.add_argument("--size", type=int, help="number of examples; defaults to the task's")
@@ -242,7 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="write into a folder that holds files")
     p.set_defaults(fn=cmd_data_make)
 
-    p = data.add_parser("fetch", help="download a task's real dataset (checksums verified, safe extraction)")
+    p = add(data, "data fetch", "download a task's real dataset (checksums verified, safe extraction)")
     p.add_argument("task")
     p.add_argument("--source", help="one of the task's sources (`suite list`); defaults to its first")
     p.add_argument("--out", help="folder; defaults to datasets/TASK-SOURCE (then `--data SOURCE` finds it)")
@@ -254,7 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(fn=cmd_data_fetch)
 
-    p = sub.add_parser("train", help="train a task")
+    p = add(sub, "train", "train a task")
     p.add_argument("task")
     p.add_argument("--data", help="dataset folder or a fetched source's name; defaults to datasets/TASK "
                    "(made if absent)")
@@ -272,7 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "preset:<keras-cv YOLOv8 backbone preset or folder> for the detection tasks")
     p.set_defaults(fn=cmd_train)
 
-    p = sub.add_parser("evaluate", help="metrics of a run or an export")
+    p = add(sub, "evaluate", "metrics of a run or an export")
     p.add_argument("task")
     p.add_argument("--model", help="run dir or SavedModel version dir; defaults to the latest run")
     p.add_argument("--data", help="dataset folder or a fetched source's name; defaults to datasets/TASK")
@@ -281,13 +350,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(fn=cmd_evaluate)
 
-    p = sub.add_parser("export", help="write saved_models/TASK/<N>/")
+    p = add(sub, "export", "write saved_models/TASK/<N>/")
     p.add_argument("task")
     p.add_argument("--run", help="defaults to the latest run")
     p.add_argument("--out", help="defaults to saved_models/TASK")
     p.set_defaults(fn=cmd_export)
 
-    p = sub.add_parser("matrix", help="every task's export under every condition: clean, corrupted, sliced")
+    p = add(sub, "matrix", "every task's export under every condition: clean, corrupted, sliced")
     p.add_argument("--tasks", help="comma-separated tasks; defaults to every registered task")
     p.add_argument("--models", nargs="+", default=["latest"], metavar="latest|TASK=PATH",
                    help="exports to compare (several per task allowed); defaults to each task's latest")
@@ -305,16 +374,74 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="corruption noise seed")
     p.set_defaults(fn=cmd_matrix)
 
-    p = sub.add_parser("predict", help="readable predictions from the latest export")
+    p = add(sub, "predict", "readable predictions from the latest export")
     p.add_argument("task")
     p.add_argument("files", nargs="+")
     p.add_argument("--model", help="SavedModel version dir; defaults to the latest export")
     p.add_argument("--out", help="also write annotated copies here (tasks that draw: detection)")
     p.set_defaults(fn=cmd_predict)
+
+    p = add(sub, "recipe", "every recipe value a task takes with --set: its type, value, default and reason")
+    p.add_argument("task")
+    p.add_argument("--recipe", default="default")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="show the recipe with these overrides applied (checked as `suite train` checks them)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(fn=cmd_recipe)
     return parser
 
 
+# TensorFlow's start-up lines on hosts without a GPU: absl's notice, CUDA probing, CPU-feature advice.
+NOISE = ("All log messages before absl::InitializeLog", "Could not find cuda drivers", "failed call to cuInit",
+         "cpu_feature_guard", "To enable the following instructions", "oneDNN custom operations",
+         "Unable to register cu", "computation placer already registered", "TF-TRT Warning")
+
+
+def import_tensorflow(verbose: bool = False) -> None:
+    """Imports TensorFlow and Keras and probes for GPUs with the process's stderr
+    captured, then re-prints what is not start-up noise (`NOISE`): real errors
+    still show. With `verbose`, nothing is captured and TensorFlow logs at INFO.
+
+    A no-op when TensorFlow is already imported (the noise, if any, is out).
+    """
+    import os
+    import tempfile
+
+    if "tensorflow" in sys.modules:
+        return
+    if verbose:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+        import tensorflow as tf
+
+        tf.config.list_physical_devices("GPU")
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)  # C++ writes to file descriptor 2 directly; sys.stderr alone would miss it.
+        try:
+            import keras  # noqa: F401
+            import tensorflow as tf
+
+            tf.config.list_physical_devices("GPU")  # The CUDA probe, and its complaint, happen here.
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            kept = not_noise(captured.read().decode(errors="replace"))
+            if kept:
+                print("\n".join(kept), file=sys.stderr)
+
+
+def not_noise(text: str) -> list[str]:
+    """The lines of captured start-up output that are not `NOISE`."""
+    return [ln for ln in text.splitlines() if ln.strip() and not any(n in ln for n in NOISE)]
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    import_tensorflow(verbose="--verbose" in argv)  # Before the registry: the tasks import TensorFlow.
     args = build_parser().parse_args(argv)
     try:
         args.fn(args)

@@ -121,12 +121,22 @@ def recipe_from_dict(cls: type[R], values: dict) -> R:
     return cls(**fixed)  # type: ignore[arg-type]  # Values were checked when the recipe was saved.
 
 
+# Where a run's inputs and outputs live, relative to the working directory (one name everywhere).
+DATASETS, RUNS, SAVED_MODELS = Path("datasets"), Path("runs"), Path("saved_models")
+
+
+def has_data(path: Path) -> bool:
+    """True when `path` is a folder holding anything."""
+    path = Path(path)
+    return path.is_dir() and any(path.iterdir())
+
+
 def library_versions() -> dict[str, str]:
     """Versions of the libraries that decide a run's numbers."""
     from importlib import metadata
 
     versions = {"python": sys.version.split()[0], "platform": platform.platform()}
-    for dist in ("tensorflow", "keras", "keras-cv", "numpy", "pillow", "scikit-learn"):
+    for dist in ("suite", "tensorflow", "keras", "keras-cv", "tensorflow-text", "numpy", "pillow", "scikit-learn"):
         try:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -159,3 +169,49 @@ def write_json(path: Path, obj: Any) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
     tmp.replace(path)
+
+
+def field_reasons(cls: type) -> dict[str, str]:
+    """Each recipe field's reason: the comment beside it in the class that sets
+    its default (the nearest in the class hierarchy), else the comment lines
+    just above it. Read from the source, so `suite recipe` shows what the code says."""
+    import inspect
+    import io
+    import tokenize
+
+    reasons: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):  # Subclasses last: their comments win.
+        if not dataclasses.is_dataclass(klass):
+            continue
+        try:
+            source = inspect.getsource(klass)
+        except (OSError, TypeError):
+            continue
+        comments: dict[int, str] = {}
+        for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+            if tok.type == tokenize.COMMENT:
+                comments[tok.start[0]] = tok.string.lstrip("#").strip()
+        lines = source.splitlines()
+        for number, line in enumerate(lines, 1):
+            name = line.strip().split(":", 1)[0]
+            if not (line.startswith("    ") and not line.startswith("     ") and name.isidentifier()
+                    and ":" in line and name in klass.__dict__.get("__annotations__", {})):
+                continue
+            text = comments.get(number, "")
+            above, n = [], number - 1
+            while not text and n in comments and lines[n - 1].strip().startswith("#"):
+                above.insert(0, comments[n])
+                n -= 1
+            if text or above or name not in reasons:
+                reasons[name] = text or " ".join(above)
+    return reasons
+
+
+def describe_recipe(recipe: Any, default: Any) -> list[dict]:
+    """One row per field of `recipe`: name, type, value, the `default` recipe's
+    value and the reason from the code (`field_reasons`)."""
+    hints = typing.get_type_hints(type(recipe))
+    reasons = field_reasons(type(recipe))
+    return [{"key": f.name, "type": getattr(hints[f.name], "__name__", str(hints[f.name])),
+             "value": getattr(recipe, f.name), "default": getattr(default, f.name), "reason": reasons.get(f.name, "")}
+            for f in dataclasses.fields(recipe)]

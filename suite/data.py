@@ -58,6 +58,21 @@ class DataReport:
         }
 
 
+def progress(iterable: Any = None, total: int | None = None, desc: str = "", unit: str = "it") -> Any:
+    """A tqdm bar (count, rate, ETA) over `iterable` on a terminal, silent in
+    logs; `SUITE_PROGRESS=1` forces it on (and `0` off) wherever stderr goes.
+    With `iterable` None, call `.update(n)` on the bar yourself."""
+    import os
+    import sys
+
+    from tqdm import tqdm
+
+    forced = os.environ.get("SUITE_PROGRESS", "")
+    disable = forced == "0" or (forced != "1" and not sys.stderr.isatty())
+    return tqdm(iterable, total=total, desc=desc, unit=unit, disable=disable, mininterval=0.5, leave=False,
+                dynamic_ncols=True)
+
+
 def take(examples: Any, index: Sequence[int]) -> Any:
     """Rows `index` of a task's examples dataclass, whose fields are per-example
     lists or arrays (empty fields stay empty)."""

@@ -24,7 +24,8 @@ import numpy as np
 import tensorflow as tf
 
 from suite.config import TrainRecipe
-from suite.data import IMAGE_SUFFIXES, DataReport, check_image_file, decode_image, hash_split, take, usable_images
+from suite.data import (IMAGE_SUFFIXES, DataReport, check_image_file, decode_image, hash_split, progress, take,
+                        usable_images)
 from suite.errors import UserError
 
 if TYPE_CHECKING:
@@ -36,15 +37,15 @@ class DetectionRecipe(TrainRecipe):
     """Values every YOLOv8 detection task has; a task subclasses it and sets its own."""
 
     epochs: int = 50  # YOLOv8 from scratch keeps improving for tens of epochs.
-    batch_size: int = 16
+    batch_size: int = 16  # Per replica; small images, so 16 fits a CPU's memory and gives ~13 steps per 200 images.
     learning_rate: float = 2e-3  # AdamW peak, warmup, cosine decay.
     warmup_epochs: int = 2  # Box losses spike early; a longer warmup keeps them stable.
     clipnorm: float = 10.0  # keras-cv's YOLOv8 examples clip the global norm at 10.
-    early_stopping_patience: int = 10
+    early_stopping_patience: int = 10  # Epochs without a better val AP; detection AP is noisy from epoch to epoch.
     image_size: int = 224  # Letterboxed input side.
     widths: tuple[int, ...] = (16, 32, 64, 128)  # Backbone stages (~1M params with fpn_depth 1).
     depths: tuple[int, ...] = (1, 1, 1, 1)  # C2f blocks per stage.
-    fpn_depth: int = 1
+    fpn_depth: int = 1  # C2f blocks per feature-pyramid merge.
     # A keras-cv YOLOv8 backbone preset (a name such as yolo_v8_xs_backbone_coco, or a preset folder) that
     # replaces widths/depths with its own architecture and COCO-trained weights; `--from preset:NAME` sets it.
     backbone_preset: str = ""
@@ -52,15 +53,15 @@ class DetectionRecipe(TrainRecipe):
     # Serving: what `boxes`/`scores` of an export and `suite predict` return.
     confidence_threshold: float = 0.05
     iou_threshold: float = 0.5  # NMS overlap (class-agnostic in keras-cv).
-    max_detections: int = 30
+    max_detections: int = 30  # Serving: boxes returned per image.
     # Evaluation, at the detection convention (COCO keeps up to 100 per image; Ultralytics' val scores from
     # 0.001): AP needs the whole ranking, down to the lowest scores. Exports return this set as `all_*`.
     eval_confidence_threshold: float = 0.001
-    eval_max_detections: int = 100
+    eval_max_detections: int = 100  # Evaluation: COCO's 100 detections per image.
     draw_threshold: float = 0.4  # Boxes counted and drawn by `suite predict`.
     aug_scale: float = 0.3  # Random zoom 1 +- this, then a random crop or pad.
     val_percent: int = 15  # Used only for sets without their own split.
-    test_percent: int = 15
+    test_percent: int = 15  # Likewise.
 
 
 # COCO's object size bins, by box area in pixels of the original image.
@@ -733,7 +734,8 @@ def detect_all(model: Any, examples: Detections, make_detect: Callable[[], Calla
     detect = tf.function(make_detect(), reduce_retracing=True) if isinstance(model, keras.Model) \
         else model.serve_pixels
     truth, predictions = [], []
-    for i, (path, boxes, classes) in enumerate(zip(examples.paths, examples.boxes, examples.classes)):
+    rows = zip(examples.paths, examples.boxes, examples.classes)
+    for i, (path, boxes, classes) in enumerate(progress(rows, total=len(examples), desc="detecting", unit="image")):
         out = detect(decode_image(tf.io.read_file(path)))
         prefix, count = ("all_", "num_all") if "num_all" in out else ("", "num_detections")
         n = int(out[count])

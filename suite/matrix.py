@@ -27,7 +27,7 @@ import numpy as np
 
 from suite import corruptions
 from suite.config import recipe_from_dict, write_json
-from suite.data import take
+from suite.data import progress, take
 from suite.errors import UserError
 from suite.export import load_export
 
@@ -167,15 +167,20 @@ def run_entry(entry: Entry, report_dir: Path, limit: int, seed: int = 0, log: Ca
                        "n": metrics.get("n"), **facts, "metrics": _numbers(metrics)}
 
     start = time.perf_counter()
+    declared = task.slices(test, recipe, class_names) if task.slices else {}  # The export's own recipe.
+    n_conditions = 1 + len(task.corruptions) * len(corruptions.SEVERITIES) + sum(
+        len(set(np.asarray(v).tolist())) for v in declared.values())
+    bar = progress(total=n_conditions, desc=f"[matrix] {task.name}", unit="condition")
     metrics, proxy = evaluate_condition(task, loaded, test, recipe, class_names, None, 0, task_dir)
     cell("clean", metrics, kind="clean")
+    bar.update()
     with tempfile.TemporaryDirectory() as scratch:
         for name in task.corruptions:
             for severity in corruptions.SEVERITIES:
                 metrics, _ = evaluate_condition(task, loaded, test, recipe, class_names, name, severity,
                                                 Path(scratch), seed)
                 cell(f"{name}@{severity}", metrics, kind="corruption", corruption=name, severity=severity)
-        declared = task.slices(test, recipe, class_names) if task.slices else {}  # The export's own recipe.
+                bar.update()
         for family, listed in declared.items():
             values = np.asarray(listed)
             for value in sorted(set(values.tolist())):
@@ -183,6 +188,8 @@ def run_entry(entry: Entry, report_dir: Path, limit: int, seed: int = 0, log: Ca
                 metrics, _ = evaluate_condition(task, loaded, take(test, index), recipe, class_names, None, 0,
                                                 Path(scratch))
                 cell(f"{family}={value}", metrics, kind="slice", family=family, slice=value)
+                bar.update()
+    bar.close()
     seconds = time.perf_counter() - start
     log(f"[matrix] {task.name}: {len(cells)} conditions on {len(test)} test examples in {seconds:.0f} s")
     variables = getattr(loaded, "variables", [])
@@ -358,9 +365,10 @@ def run(entries: Sequence[Entry], out_dir: Path, limit: int, command: str, machi
     rows = []
     per_task = {e.task.name: sum(f.task.name == e.task.name for f in entries) for e in entries}
     seen: dict[str, int] = {}
-    for entry in entries:
+    for i, entry in enumerate(entries, 1):
         name = entry.task.name
         seen[name] = seen.get(name, 0) + 1
+        log(f"[matrix] {i}/{len(entries)} {name}: {entry.model or 'no export'}")
         if entry.skipped:
             log(f"[matrix] {name}: skipped ({entry.skipped})")
             rows.append({"task": name, "skipped": entry.skipped})

@@ -15,14 +15,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from suite.config import TrainRecipe, fingerprint, recipe_from_dict, write_json
+from suite.config import (DATASETS, RUNS, SAVED_MODELS, TrainRecipe, fingerprint, has_data,  # noqa: F401
+                          recipe_from_dict, write_json)
 from suite.errors import UserError
 from suite.task import LoadedData, Task
 
 if TYPE_CHECKING:
     from suite.approaches import SourceArg
 
-DATASETS, RUNS, SAVED_MODELS = Path("datasets"), Path("runs"), Path("saved_models")
 APPROACHES = ("scratch", "transfer", "features")
 Log = Callable[[str], None]
 
@@ -51,12 +51,6 @@ def latest_run(root: Path, need: str = "best.keras") -> Path | None:
         (p for p in root.iterdir() if (p / need).exists()), key=lambda p: (p / need).stat().st_mtime
     )
     return runs[-1] if runs else None
-
-
-def has_data(path: Path) -> bool:
-    """True when `path` is a folder holding anything."""
-    path = Path(path)
-    return path.is_dir() and any(path.iterdir())
 
 
 def ensure_sample(task: Task[Any, Any], data_dir: Path, seed: int, log: Log = print) -> None:

@@ -44,7 +44,7 @@ import tensorflow as tf
 from suite import corruptions
 from suite import segmentation as segm
 from suite.config import TrainRecipe
-from suite.data import DataReport, check_image_file, hash_split, read_image_file, single_image_endpoints
+from suite.data import DataReport, check_image_file, hash_split, progress, read_image_file, single_image_endpoints
 from suite.errors import UserError
 from suite.fetch import Remote, Source
 from suite.metrics import refuse_drawing, usable_files
@@ -367,7 +367,9 @@ def evaluate(model, examples: Cells, recipe: Recipe, class_names: list[str], out
     segment = tf.function(_segment_fn(model, recipe), reduce_retracing=True) if isinstance(model, keras.Model) \
         else model.serve_pixels
     results = []
-    for image_id, image, true, kinds in zip(examples.ids, examples.images, examples.instances, examples.classes):
+    for image_id, image, true, kinds in progress(zip(examples.ids, examples.images, examples.instances,
+                                                     examples.classes), total=len(examples.ids), desc="segmenting",
+                                                 unit="image"):
         out = segment(tf.constant(image))
         results.append((image_id, true, kinds, out["instances"].numpy(), out["instance_class"].numpy()))
     return segm.instance_metrics(results, out_dir)

@@ -61,6 +61,7 @@ class Recipe(TrainRecipe):
     batch_size: int = 32  # More updates per epoch: DS-CNN needs a thousand or more steps to converge.
     learning_rate: float = 3e-3  # AdamW peak, with warmup and cosine decay.
     early_stopping_patience: int = 10  # Small real sets sit at chance for several epochs first.
+    # The 10 keywords of the Speech Commands benchmark; other words become `_unknown_`.
     words: tuple[str, ...] = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
     silence_percent: int = 10  # `_silence_` examples per 100 word examples (the TF recipe's value).
     unknown_percent: int = 10  # `_unknown_` examples per 100 word examples (likewise).
@@ -75,10 +76,10 @@ class Recipe(TrainRecipe):
     shift_ms: int = 100  # Random time shift: onsets vary.
     noise_prob: float = 0.8  # Share of training clips mixed with background noise.
     snr_db_min: float = 5.0  # Noise mixing SNR range, dB (over the whole 1 s clip).
-    snr_db_max: float = 30.0
+    snr_db_max: float = 30.0  # ... up to nearly clean.
     time_masks: int = 2  # SpecAugment: masks per clip ...
     time_mask_frames: int = 10  # ... up to 100 ms each ...
-    freq_masks: int = 2
+    freq_masks: int = 2  # ... two frequency masks ...
     freq_mask_bins: int = 5  # ... and up to 5 of 40 mel bands.
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from suite.data import progress
 from tasks.cell_microscopy import CLASS_NAMES, CLASSES_CSV
 
 STYLES = ("fluorescence", "tissue", "brightfield")
@@ -117,7 +118,7 @@ def make_data(out_dir: Path, size: int, seed: int) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     rows = []
-    for i in range(size):
+    for i in progress(range(size), desc="cell_microscopy sample", unit="image"):
         shape = [(256, 256), (256, 320), (384, 256)][int(rng.choice(3, p=[0.7, 0.15, 0.15]))]
         rgb, instances, kinds = render_image(rng, shape)
         image_id = f"{zlib.crc32(f'{seed}/{i}'.encode()):08x}{i:05d}"

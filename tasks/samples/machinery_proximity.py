@@ -19,7 +19,7 @@ from typing import Any, cast
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from suite.data import hash_split
+from suite.data import hash_split, progress
 from tasks.machinery_proximity import CLASS_NAMES, LEVELS, RECIPES, level_of
 from tasks.samples.people import draw_person
 
@@ -333,7 +333,7 @@ def make_data(out_dir: Path, size: int, seed: int) -> None:
         "train: ../train/images\nval: ../valid/images\ntest: ../test/images\n\n"
         f"nc: {len(CLASS_NAMES)}\nnames: [{', '.join(CLASS_NAMES)}]\n")
     pair_rows, hazard_rows = [], []
-    for name, split in zip(names, splits):
+    for name, split in progress(zip(names, splits), total=size, desc="machinery_proximity sample", unit="image"):
         image, objects, cam = render_scene(rng)
         rel = f"{folders[split]}/images/{name}.jpg"
         image.save(out_dir / rel, quality=90)

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from suite.data import progress
 from tasks.samples.people import draw_person
 
 
@@ -114,7 +115,7 @@ def make_data(out_dir: Path, size: int, seed: int) -> None:
     for sub in ("PNGImages", "PedMasks", "Annotation"):
         (out_dir / sub).mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    for i in range(size):
+    for i in progress(range(size), desc="pedestrians sample", unit="image"):
         image, instances, boxes = render_scene(rng)
         name = f"GenPed{i + 1:05d}"
         image.save(out_dir / "PNGImages" / f"{name}.png")

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from suite.audio import SAMPLE_RATE, colored_noise, write_wav
+from suite.data import progress
 from tasks.samples.voices import LANGUAGES, VARIANTS, Espeak, hum, room_noise, to_16k
 from tasks.speech_commands import NOISE_DIR, RECIPES, which_set
 
@@ -66,7 +67,7 @@ def make_data(out_dir: Path, size: int, seed: int) -> None:
         write_wav(noise_dir / name, 0.3 * x / np.abs(x).max())
     val: list[str] = []
     test: list[str] = []
-    for s in range(speakers):
+    for s in progress(range(speakers), desc="speech_commands sample", unit="speaker"):
         language, variant = rng.choice(LANGUAGES), rng.choice(VARIANTS)
         base_rate, base_pitch = int(rng.integers(110, 230)), int(rng.integers(15, 85))
         voice = f"{language}+{variant}"

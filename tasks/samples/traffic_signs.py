@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
+from suite.data import progress
 from tasks.traffic_signs import GT_COLUMNS, SIGNS
 
 RED, BLUE, YELLOW, BLACK, WHITE, GREY = (200, 20, 30), (20, 70, 170), (250, 190, 20), (20, 20, 20), (245, 245, 240), (120, 120, 120)
@@ -337,7 +338,7 @@ def make_data(out_dir: Path, size: int, seed: int) -> None:
             n += 1
     # One process: ~2 ms an image (20 s for the default set) does not pay for a
     # process pool, which would also re-import TensorFlow in every worker.
-    results = [_render_track(job) for job in jobs]
+    results = [_render_track(job) for job in progress(jobs, desc="traffic_signs sample", unit="track")]
     by_class: dict[int, list] = {}
     test_rows: list[list] = []
     for job, rows in zip(jobs, results):
