@@ -198,7 +198,8 @@ def field_reasons(cls: type) -> dict[str, str]:
                     and ":" in line and name in klass.__dict__.get("__annotations__", {})):
                 continue
             text = comments.get(number, "")
-            above, n = [], number - 1
+            above: list[str] = []
+            n = number - 1
             while not text and n in comments and lines[n - 1].strip().startswith("#"):
                 above.insert(0, comments[n])
                 n -= 1
