@@ -5,6 +5,7 @@ in-model front end speech tasks share (log-mel with per-clip `Decibels`,
 
 from __future__ import annotations
 
+import struct
 import wave
 from pathlib import Path
 
@@ -22,15 +23,30 @@ def check_wav_file(path: Path) -> str | None:
     at least one frame, and all the frames its header promises.
     """
     try:
+        with open(path, "rb") as f:
+            head = f.read(36)
+    except OSError as e:
+        return f"unreadable: {e.strerror or e}"
+    if len(head) < 36 or head[:4] != b"RIFF" or head[8:16] != b"WAVEfmt ":
+        return "not a WAV: expected RIFF/WAVE with its `fmt ` chunk first"
+    # The fields TensorFlow's decoder checks against each other (Python's `wave` does not): a file it refuses
+    # would stop training at the batch that holds it.
+    _, channels, rate, byte_rate, align, bits = struct.unpack("<HHIIHH", head[20:36])
+    if channels and bits == 16 and (byte_rate != rate * channels * 2 or align != channels * 2):
+        return (f"bad WAV header: byte rate {byte_rate} and block align {align}, expected {rate * channels * 2} and "
+                f"{channels * 2} for {channels} channel(s) at {rate} Hz")
+    try:
         with wave.open(str(path), "rb") as w:
             frames, width, channels = w.getnframes(), w.getsampwidth(), w.getnchannels()
+            if w.getframerate() < 1000:  # `decode_wav` refuses these: resampling them would explode.
+                return f"unsupported WAV: {w.getframerate()} Hz, expected at least 1000 Hz"
             if width != 2:
                 return f"unsupported WAV: {8 * width}-bit, expected 16-bit PCM"
             if frames == 0:
                 return "empty: no audio frames"
             got = len(w.readframes(frames))
-    except (wave.Error, EOFError) as e:
-        return f"not a WAV: {e}"
+    except (wave.Error, EOFError, struct.error, RuntimeError) as e:  # `wave` raises RuntimeError on some bad chunks.
+        return f"not a WAV: {type(e).__name__}: {e}"
     except OSError as e:
         return f"unreadable: {e.strerror or e}"
     if got < frames * width * channels:
@@ -69,18 +85,78 @@ def fit_length(signal: tf.Tensor, length: int = SAMPLE_RATE) -> tf.Tensor:
     return tf.ensure_shape(tf.cond(n <= length, pad, crop), [length])
 
 
-def decode_wav(data: tf.Tensor, length: int | None = SAMPLE_RATE) -> tf.Tensor:
+def _bytes_at(data: tf.Tensor, pos: tf.Tensor, n: int) -> tf.Tensor:
+    """`n` bytes of `data` from `pos` as int64, zero-padded past the end."""
+    pos = tf.minimum(tf.cast(pos, tf.int32), tf.strings.length(data))
+    chunk = tf.strings.substr(tf.strings.join([tf.strings.substr(data, pos, n), "\0" * n]), 0, n)
+    return tf.cast(tf.io.decode_raw(chunk, tf.uint8), tf.int64)
+
+
+def _wav_layout_checks(data: tf.Tensor) -> list[tf.Operation]:
+    """Assertions that `data` is RIFF/WAVE with `fmt ` first and, walking the
+    chunks as TensorFlow's decoder does, a non-empty `data` chunk that fits
+    in the bytes present."""
+    length = tf.cast(tf.strings.length(data), tf.int64)
+    head = _bytes_at(data, 0, 16)
+    signature = tf.reduce_all(tf.equal(tf.gather(head, [0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15]),
+                                       tf.constant(list(b"RIFFWAVEfmt "), tf.int64)))
+    riff = tf.debugging.Assert(signature, [tf.strings.format(
+        "Expected a WAV file (RIFF/WAVE with its `fmt ` chunk first). Received: {} bytes without those "
+        "signatures.", length)])
+    data_id = tf.constant(list(b"data"), tf.int64)
+
+    def walk(offset, found, size, steps):
+        b = _bytes_at(data, offset, 8)
+        n = b[4] + b[5] * 2**8 + b[6] * 2**16 + b[7] * 2**24
+        is_data = tf.reduce_all(tf.equal(b[:4], data_id))
+        return offset + tf.where(is_data, tf.constant(0, tf.int64), 8 + n), is_data, n, steps + 1
+
+    _, found, size, _ = tf.while_loop(
+        lambda offset, found, size, steps: ~found & (offset + 8 <= length) & (steps < 64), walk,
+        (tf.constant(12, tf.int64), tf.constant(False), tf.constant(0, tf.int64), tf.constant(0)))
+    fits = tf.debugging.Assert(found & (size > 0), [tf.strings.format(
+        "Expected a WAV with a non-empty `data` chunk within its {} bytes. Received: {}.", (length, tf.where(
+            found, tf.strings.format("a data chunk declaring {} bytes", size), "chunk sizes that run past the end "
+            "(or no data chunk)")))])
+    return [riff, fits]
+
+
+# Served exports refuse longer WAVs; recipes carry it as `max_audio_seconds`.
+MAX_AUDIO_SECONDS = 60.0
+
+
+def decode_wav(data: tf.Tensor, length: int | None = SAMPLE_RATE,
+               max_seconds: float | None = MAX_AUDIO_SECONDS) -> tf.Tensor:
     """WAV bytes (16-bit PCM, any rate, any channels) to mono float32 at 16 kHz.
+
+    TensorFlow's decoder checks the chunk sizes against the bytes present (a
+    header that lies about its length is an error); the duration is checked
+    here, before resampling, whose output grows with frames / rate (a 1 MB
+    file declaring a 1 Hz rate would resample to 16 billion samples).
 
     Args:
         data: scalar string tensor with the file's bytes.
         length: pad or crop to this many samples; None keeps the full clip.
+        max_seconds: refuse (an `InvalidArgumentError` naming the limit and
+            the clip's length) longer clips; None accepts any. Defaults to
+            `MAX_AUDIO_SECONDS`.
 
     Returns:
         float32 `[length]` (or `[n]`) in [-1, 1].
     """
-    audio, rate = tf.audio.decode_wav(data)
-    mono = tf.reduce_mean(audio, axis=1)
+    # The decoder's own messages for a bad header quote the raw bytes it found (chunk ids), which Python cannot
+    # always decode (a UnicodeDecodeError instead of the error): the layout is checked first, with our messages.
+    with tf.control_dependencies(_wav_layout_checks(data)):
+        audio, rate = tf.audio.decode_wav(data)
+    checks = [tf.debugging.Assert(rate >= 1000, [tf.strings.format(
+        "Expected a WAV sample rate of at least 1000 Hz. Received: {} Hz.", rate)])]
+    if max_seconds is not None:
+        seconds = tf.cast(tf.shape(audio)[0], tf.float64) / tf.cast(tf.maximum(rate, 1), tf.float64)
+        checks.append(tf.debugging.Assert(seconds <= max_seconds, [tf.strings.format(
+            "Expected a WAV of at most {} s (the export's max_audio_seconds). Received: {} s ({} frames at {} Hz).",
+            (max_seconds, seconds, tf.shape(audio)[0], rate))]))
+    with tf.control_dependencies(checks):
+        mono = tf.reduce_mean(audio, axis=1)
     mono = resample(mono, rate)
     return mono if length is None else fit_length(mono, length)
 

@@ -45,6 +45,9 @@ class TrainRecipe:
     svm_kernel: str = "linear"  # "linear", or "rbf" via random Fourier features (both become layers).
     svm_c: tuple[float, ...] = (0.001, 0.01, 0.1, 1.0)  # C values tried; the best on val is kept.
     rff_components: int = 2048  # rbf only: random Fourier features approximating the kernel.
+    # Exports served to strangers refuse, before decoding, what would exhaust a server:
+    max_image_pixels: int = 50_000_000  # Declared in an image's header (a 746 KB PNG can declare 256 megapixels).
+    max_audio_seconds: float = 60.0  # A WAV's frames / its rate; also bounds the resampled length.
 
 
 def _parse(key: str, raw: str, kind: Any) -> Any:

@@ -14,6 +14,12 @@ import tensorflow as tf
 
 AUTOTUNE = tf.data.AUTOTUNE
 IMAGE_SUFFIXES = (".ppm", ".png", ".jpg", ".jpeg", ".bmp", ".gif")
+# Served exports refuse images whose header declares more pixels than this (a 16,000 x 16,000 PNG of 746 KB
+# decodes to 768 MB and took a serving process from 0.8 to 4.7 GB); recipes carry it as `max_image_pixels`.
+# Loaders skip such files too.
+MAX_IMAGE_PIXELS = 50_000_000
+
+
 
 
 @dataclasses.dataclass
@@ -136,6 +142,8 @@ def read_image_file(path: Path, mode: str | None = "RGB") -> tuple[np.ndarray | 
             return None, f"bad PPM header: {e}"
         if maxval != 255:
             return None, f"unsupported PPM: maxval {maxval}, expected 255"
+        if width * height > MAX_IMAGE_PIXELS or width < 1 or height < 1:
+            return None, f"bad size: declares {width} x {height}, expected 1 to {MAX_IMAGE_PIXELS} pixels"
         if len(data) - offset < width * height * 3:
             return None, f"truncated: {len(data) - offset} pixel bytes, expected {width * height * 3}"
         if mode is None:
@@ -144,6 +152,9 @@ def read_image_file(path: Path, mode: str | None = "RGB") -> tuple[np.ndarray | 
 
     try:
         with Image.open(io.BytesIO(data)) as image:
+            if image.size[0] * image.size[1] > MAX_IMAGE_PIXELS:  # Before decoding: a small file can declare a bomb.
+                return None, (f"too large: declares {image.size[0]} x {image.size[1]}, more than "
+                              f"{MAX_IMAGE_PIXELS} pixels")
             image.verify()
         with Image.open(io.BytesIO(data)) as image:
             image.load()  # verify() misses truncated pixel data.
@@ -196,8 +207,8 @@ def parse_ppm_header(data: bytes) -> tuple[int, int, int, int]:
         start = pos
         while pos < len(data) and not data[pos : pos + 1].isspace():
             pos += 1
-        if pos >= len(data):
-            raise ValueError("header ends early")
+        if pos >= min(len(data), 1024):  # The graph decoder reads the header from the first 1024 bytes.
+            raise ValueError("header ends early" if pos >= len(data) else "header longer than 1024 bytes")
         tokens.append(data[start:pos])
     if tokens[0] != b"P6" or not all(t.isdigit() for t in tokens[1:]):
         raise ValueError(f"expected 'P6 <width> <height> <maxval>', received {b' '.join(tokens)!r}")
@@ -205,8 +216,8 @@ def parse_ppm_header(data: bytes) -> tuple[int, int, int, int]:
     return width, height, maxval, pos + 1
 
 
-def _decode_ppm(data: tf.Tensor) -> tf.Tensor:
-    """Decodes binary PPM (P6, maxval 255) bytes in the graph; TF has no PPM op.
+def _ppm_header(data: tf.Tensor) -> tf.Tensor:
+    """`(width, height, maxval, pixel offset)` of binary PPM (P6) bytes, int32, parsed in the graph.
 
     Header comments (`# ...` up to the end of the line, as IrfanView writes
     into some GTSRB files) count as white space.
@@ -221,36 +232,116 @@ def _decode_ppm(data: tf.Tensor) -> tf.Tensor:
         tf.where(head == 35, index, tf.size(head)), line, tf.size(head) + 1
     )
     comment = tf.gather(first_hash, line) <= index
-    space = tf.cast((head == 32) | (head == 9) | newline | comment, tf.int32)
+    # White space as `parse_ppm_header` (Python's bytes.isspace) has it: space, tab, LF, VT, FF, CR.
+    space = tf.cast((head == 32) | ((head >= 9) & (head <= 13)) | comment, tf.int32)
     prev_space = tf.concat([[1], space[:-1]], 0)
-    starts = tf.cast(tf.where((1 - space) * prev_space > 0)[:, 0], tf.int32)
+    # Padded, so a header with too few fields reaches the assertion below rather than an index error.
+    starts = tf.concat([tf.cast(tf.where((1 - space) * prev_space > 0)[:, 0], tf.int32), tf.zeros([4], tf.int32)], 0)
     ends = tf.cast(tf.where(space * (1 - prev_space) > 0)[:, 0], tf.int32)
+    fields = tf.size(ends)
+    ends = tf.concat([ends, tf.zeros([4], tf.int32)], 0)
+    texts = tf.strings.substr(data, starts[:4], tf.maximum(ends[:4] - starts[:4], 0))
+    numbers = tf.strings.regex_full_match(texts[1:], "[0-9]{1,9}")
+    ok = tf.debugging.Assert((fields >= 4) & tf.reduce_all(numbers), [
+        "Expected a PPM header `P6 <width> <height> <maxval>` (decimal numbers) in the first 1024 bytes. "
+        "Received: a header without them."])
+    with tf.control_dependencies([ok]):
+        # Only digits reach the conversion: its error would quote the raw bytes.
+        values = tf.strings.to_number(tf.where(numbers, texts[1:], "0"), tf.int32)
+        return tf.reshape(tf.concat([values, ends[3:4] + 1], 0), [4])
 
-    def token(i):
-        return tf.strings.to_number(
-            tf.strings.substr(data, starts[i], ends[i] - starts[i]), tf.int32
-        )
 
-    width, height, maxval = token(1), token(2), token(3)
+def _decode_ppm(data: tf.Tensor) -> tf.Tensor:
+    """Decodes binary PPM (P6, maxval 255) bytes in the graph; TF has no PPM op."""
+    width, height, maxval, offset = tf.unstack(_ppm_header(data))
     check = tf.debugging.assert_equal(
         maxval, 255, message="Expected an 8-bit PPM (maxval 255)."
     )
-    with tf.control_dependencies([check]):
-        size = width * height * 3
-        pixels = tf.io.decode_raw(tf.strings.substr(data, ends[3] + 1, size), tf.uint8)
+    size = width * height * 3
+    whole = tf.debugging.Assert(tf.strings.length(data) >= offset + size, [tf.strings.format(
+        "Expected {} pixel bytes after the PPM header ({} x {} x 3). Received: {}.",
+        (size, width, height, tf.strings.length(data) - offset))])
+    with tf.control_dependencies([check, whole]):
+        pixels = tf.io.decode_raw(tf.strings.substr(data, offset, size), tf.uint8)
     return tf.reshape(pixels, [height, width, 3])
 
 
-def decode_image(data: tf.Tensor) -> tf.Tensor:
+def _header(data: tf.Tensor, n: int = 32) -> tf.Tensor:
+    """The first `n` bytes as int64 `[n]`, zero-padded when the data is shorter."""
+    head = tf.strings.substr(tf.strings.join([tf.strings.substr(data, 0, n), "\0" * n]), 0, n)
+    return tf.cast(tf.io.decode_raw(head, tf.uint8), tf.int64)
+
+
+def _starts(head: tf.Tensor, magic: bytes) -> tf.Tensor:
+    return tf.reduce_all(tf.equal(head[: len(magic)], tf.constant(list(magic), tf.int64)))
+
+
+def declared_image_size(data: tf.Tensor) -> tf.Tensor:
+    """The `(height, width)` an image's header declares, read in the graph
+    before anything is decoded: PNG (IHDR), JPEG (`tf.image.extract_jpeg_shape`,
+    which reads markers only), GIF (logical screen), BMP (info header) and
+    PPM (its text header). `(-1, -1)` for bytes of no known format.
+    """
+    head = _header(data)
+
+    def be32(i):
+        return head[i] * 2**24 + head[i + 1] * 2**16 + head[i + 2] * 2**8 + head[i + 3]
+
+    def le(i, n):
+        return tf.add_n([head[i + k] * 256**k for k in range(n)])
+
+    def bmp():
+        h = le(22, 4)
+        return tf.stack([tf.where(h >= 2**31, 2**32 - h, h), le(18, 4)])  # Negative height: top-down rows.
+
+    return tf.case([
+        (_starts(head, b"\x89PNG\r\n\x1a\n"), lambda: tf.stack([be32(20), be32(16)])),
+        (_starts(head, b"\xff\xd8"), lambda: tf.cast(tf.image.extract_jpeg_shape(data)[:2], tf.int64)),
+        (_starts(head, b"GIF8"), lambda: tf.stack([le(8, 2), le(6, 2)])),
+        (_starts(head, b"BM"), bmp),
+        (_starts(head, b"P6"), lambda: tf.cast(_ppm_header(data)[1::-1], tf.int64)),
+    ], default=lambda: tf.constant([-1, -1], tf.int64), exclusive=True)
+
+
+def checked_image_bytes(data: tf.Tensor, max_pixels: int = MAX_IMAGE_PIXELS) -> tf.Tensor:
+    """`data`, once its format is known and its declared size is within
+    `max_pixels`; otherwise the graph stops with an error saying both.
+
+    Raises (when run):
+        InvalidArgumentError: `Expected PPM (P6), PNG, JPEG, BMP or GIF
+            bytes ...` or `Expected an image of at most N pixels ...`.
+    """
+    hw = declared_image_size(data)
+    known = hw[0] >= 0
+    size = tf.strings.length(data)
+    format_ok = tf.debugging.Assert(known, [tf.strings.format(
+        "Expected PPM (P6), PNG, JPEG, BMP or GIF bytes. Received: {} bytes that start with none of their "
+        "signatures.", size)])
+    with tf.control_dependencies([format_ok]):
+        pixels = hw[0] * hw[1]
+    size_ok = tf.debugging.Assert((pixels <= max_pixels) & (hw[0] > 0) & (hw[1] > 0), [tf.strings.format(
+        "Expected an image of 1 to {} pixels (the export's max_image_pixels). Received: a header declaring "
+        "{} x {} (width x height).", (max_pixels, hw[1], hw[0]))])
+    with tf.control_dependencies([size_ok]):
+        return tf.identity(data)
+
+
+def decode_image(data: tf.Tensor, max_pixels: int | None = MAX_IMAGE_PIXELS) -> tf.Tensor:
     """Decodes encoded image bytes to `uint8 [height, width, 3]`.
 
     Args:
         data: a scalar string tensor holding PPM (P6), PNG, JPEG, BMP or GIF
             bytes. Grey and RGBA images become RGB.
+        max_pixels: refuse (an `InvalidArgumentError` naming the limit and
+            the declared size) images whose header declares more pixels,
+            before decoding; None decodes anything. Defaults to
+            `MAX_IMAGE_PIXELS`.
 
     Returns:
         A `uint8` tensor of shape `[height, width, 3]`.
     """
+    if max_pixels is not None:
+        data = checked_image_bytes(data, max_pixels)
     is_ppm = tf.equal(tf.strings.substr(data, 0, 2), "P6")
     image = tf.cond(
         is_ppm,
@@ -309,11 +400,13 @@ def pipeline(
     return ds.prefetch(AUTOTUNE)
 
 
-def single_image_endpoints(fn: Callable) -> dict:
+def single_image_endpoints(fn: Callable, max_pixels: int = MAX_IMAGE_PIXELS) -> dict:
     """Export endpoints for tasks that take one image of any size per call.
 
     Args:
         fn: uint8 `[h, w, 3]` -> dict of outputs.
+        max_pixels: `serve_bytes` refuses images whose header declares more
+            (the recipe's `max_image_pixels`). Defaults to `MAX_IMAGE_PIXELS`.
 
     Returns:
         `serve_bytes` (default: one encoded PPM/PNG/JPEG/BMP, RGBA and grey
@@ -325,7 +418,7 @@ def single_image_endpoints(fn: Callable) -> dict:
     one = tf.function(fn, input_signature=[tf.TensorSpec([None, None, 3], tf.uint8)])
 
     def serve_bytes(image):
-        return one(decode_image(image))
+        return one(decode_image(image, max_pixels))
 
     def serve_pixels(pixels):
         return one(pixels)

@@ -18,3 +18,21 @@ def closest(name: str, choices: Iterable[str]) -> str:
     """Returns ` Did you mean 'x'?` for the closest choice, or an empty string."""
     match = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)
     return f" Did you mean '{match[0]}'?" if match else ""
+
+
+def graph_error_cause(message: str) -> str:
+    """The line of a TensorFlow graph error that says what went wrong.
+
+    A served export's refusal arrives as `Graph execution error: ... Detected
+    at node ...`, with the cause (`assertion failed: [Expected ...]` or a
+    decoder's own message) on one line among node and stack lines; this is
+    that line, without the assertion wrapper.
+    """
+    for line in message.splitlines():
+        text = line.strip()
+        if not text or text.startswith(("Graph execution error", "Detected at node", "<stack traces", "[[", "File ")):
+            continue
+        if text.startswith("assertion failed: [") and text.endswith("]"):
+            text = text[len("assertion failed: ["):-1]
+        return text.replace("\\'", "'")
+    return message.strip()

@@ -314,7 +314,7 @@ def slices(examples: det.Detections, recipe: Recipe, class_names: list[str]) -> 
 
 def export_endpoints(model: keras.Model, recipe: Recipe, class_names: list[str]) -> dict:
     """One image of any size in; boxes, classes, scores, hazard level and the pairs behind it out."""
-    return single_image_endpoints(_detect_fn(model, recipe, class_names))
+    return single_image_endpoints(_detect_fn(model, recipe, class_names), recipe.max_image_pixels)
 
 
 def predict_files(loaded, paths: list[Path], recipe: Recipe, class_names: list[str],

@@ -200,7 +200,7 @@ def slices(examples: det.Detections, recipe: Recipe, class_names: list[str]) -> 
 
 def export_endpoints(model: keras.Model, recipe: Recipe, class_names: list[str]) -> dict:
     """One image of any size in (encoded bytes or uint8 pixels); boxes after NMS out."""
-    return single_image_endpoints(det.detect_fn(model, recipe, class_names))
+    return single_image_endpoints(det.detect_fn(model, recipe, class_names), recipe.max_image_pixels)
 
 
 def predict_files(loaded, paths: list[Path], recipe: Recipe, class_names: list[str],

@@ -294,7 +294,7 @@ def _noise_bank(examples: Clips) -> tuple[tf.Tensor, dict[str, int]]:
         rng = np.random.default_rng(0)
         noise = np.concatenate([colored_noise(rng, 10 * SAMPLE_RATE, e) for e in (0.0, 1.0, 2.0)])
         return tf.constant(noise, tf.float32), {}
-    parts = [decode_wav(tf.io.read_file(f), length=None) for f in files]
+    parts = [decode_wav(tf.io.read_file(f), length=None, max_seconds=None) for f in files]
     starts = np.cumsum([0] + [int(p.shape[0]) for p in parts[:-1]])
     return tf.concat(parts, 0), {f: int(s) for f, s in zip(files, starts)}
 
@@ -315,7 +315,7 @@ def dataset(examples: Clips, recipe: Recipe, training: bool, batch_size: int, cl
             offset >= 0,
             lambda: fit_length(noise[offset : offset + SAMPLE_RATE]),
             lambda: tf.cond(tf.equal(path, ""), lambda: tf.zeros([SAMPLE_RATE]),
-                            lambda: decode_wav(tf.io.read_file(path))),
+                            lambda: decode_wav(tf.io.read_file(path), max_seconds=None)),  # Checked by the loader.
         )
         return wave, label
 
@@ -401,7 +401,8 @@ def export_endpoints(model: keras.Model, recipe: Recipe, class_names: list[str])
         return classifier_outputs(model(waveforms, training=False), class_names, "label")
 
     def serve_wav(wavs):
-        waveforms = tf.map_fn(decode_wav, wavs, fn_output_signature=tf.TensorSpec([SAMPLE_RATE], tf.float32))
+        waveforms = tf.map_fn(lambda wav: decode_wav(wav, max_seconds=recipe.max_audio_seconds), wavs,
+                              fn_output_signature=tf.TensorSpec([SAMPLE_RATE], tf.float32))
         return outputs(waveforms)
 
     def serve_waveform(waveforms):

@@ -388,7 +388,7 @@ def export_endpoints(model: keras.Model, recipe: Recipe, class_names: list[str])
 
     def serve_bytes(images):
         x = tf.map_fn(
-            lambda data: resize(decode_image(data), size),
+            lambda data: resize(decode_image(data, recipe.max_image_pixels), size),
             images,
             fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32),
         )

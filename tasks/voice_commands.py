@@ -278,7 +278,7 @@ def dataset(examples: Utterances, recipe: Recipe, training: bool, batch_size: in
                                         for e in (0.0, 1.0, 2.0)]), tf.float32)
 
     def decode(path, text):
-        wave = decode_wav(tf.io.read_file(path), length=None)[:samples]
+        wave = decode_wav(tf.io.read_file(path), length=None, max_seconds=None)[:samples]
         wave = tf.pad(wave, [[0, samples - tf.size(wave)]])
         ids = tf.cast(tokenize(text[None], list(class_names))[0][: recipe.max_tokens], tf.int32)
         return tf.ensure_shape(wave, [samples]), tf.pad(ids, [[0, recipe.max_tokens - tf.size(ids)]])
