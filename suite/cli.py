@@ -451,6 +451,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as e:
+        from suite.trainer import Preempted
+
+        if not isinstance(e, Preempted):
+            raise
+        print(f"stopped: {e}", file=sys.stderr)
+        return 143  # 128 + SIGTERM, as a shell reports a process the signal ended.
     return 0
 
 

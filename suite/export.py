@@ -108,8 +108,22 @@ def export(
             **card,
         }
         write_json(tmp / "suite.json", meta)
+        # Two exports at once read the same next number; the rename is the arbiter (it fails when the folder
+        # exists), and the loser writes its card again with the next number and tries that.
         while True:
             version = (versions(out_root) or [0])[-1] + 1
+            (tmp / "model_card.md").write_text(
+                CARD.format(
+                    task=task.name,
+                    version=version,
+                    summary=task.summary,
+                    model_summary=task.model_summary,
+                    signatures="\n".join(lines),
+                    metrics=_metrics_table(card.get("metrics", {})),
+                    recipe=json.dumps(meta["recipe"], indent=2),
+                    **{k: card.get(k, "?") for k in ("run_dir", "data_dir", "fingerprint", "recipe_name")},
+                )
+            )
             target = out_root / str(version)
             try:
                 os.rename(tmp, target)  # Atomic on one file system; fails if taken.
@@ -117,18 +131,6 @@ def export(
             except OSError:
                 if not target.exists():
                     raise
-        (target / "model_card.md").write_text(
-            CARD.format(
-                task=task.name,
-                version=version,
-                summary=task.summary,
-                model_summary=task.model_summary,
-                signatures="\n".join(lines),
-                metrics=_metrics_table(card.get("metrics", {})),
-                recipe=json.dumps(meta["recipe"], indent=2),
-                **{k: card.get(k, "?") for k in ("run_dir", "data_dir", "fingerprint", "recipe_name")},
-            )
-        )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target

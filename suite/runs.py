@@ -9,9 +9,12 @@ here imports `tasks`: the task is handed in.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -212,6 +215,9 @@ def resume_task(task: Task[Any, Any], run_dir: Path | None = None, *, data_dir: 
     run_dir = Path(run_dir) if run_dir else latest_run(RUNS / task.name, "config.json")
     if run_dir is None or not (run_dir / "config.json").exists():
         raise UserError(f"Expected a run directory with config.json to resume. Received: {run_dir}")
+    if (run_dir / "metrics.json").exists():
+        raise UserError(f"Expected an interrupted run to resume. Received: {run_dir}, which finished (it has "
+                        "metrics.json). Start a new run instead.")
     config = json.loads((run_dir / "config.json").read_text())
     recipe = recipe_from_dict(type(task.recipes["default"]), config["recipe"])
     approach, source = config.get("approach", "scratch"), config.get("source")
@@ -224,14 +230,67 @@ def resume_task(task: Task[Any, Any], run_dir: Path | None = None, *, data_dir: 
                 source or None, run_dir, strategy, True, log)
 
 
+@contextlib.contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """Holds `run_dir`'s lock while a process trains there; a second one is refused.
+
+    The lock is `fcntl.flock` on `run_dir/.lock` (one per worker under
+    TF_CONFIG: `.lock-worker-N`), which the kernel releases when the holder
+    exits, however it dies: a killed run leaves no lock that blocks its
+    `--resume`. The file keeps the holder's pid and start time, for the message.
+
+    Raises:
+        UserError: when another live process holds it.
+    """
+    import fcntl
+
+    from suite.trainer import worker_role
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    role = worker_role()
+    path = run_dir / (f".lock-{role}" if role else ".lock")
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            raise UserError(f"Expected no other training in {run_dir}. Received: a run in progress there ({holder}). "
+                            "Wait for it, or train into another --run-dir.") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        f.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def _run(task: Task[Any, Any], recipe: TrainRecipe, data_dir: Path, recipe_name: str, approach: str,
          source: SourceArg | None, run_dir: Path | None, strategy: str, resume: bool, log: Log) -> Path:
+    run_dir = Path(run_dir) if run_dir else new_run_dir(RUNS / task.name)
+    from suite.trainer import Preempted
+
+    with run_lock(run_dir):
+        try:
+            return _locked_run(task, recipe, data_dir, recipe_name, approach, source, run_dir, strategy, resume, log)
+        except Preempted as e:
+            raise Preempted(f"[{task.name}] {e}. Continue with: suite train {task.name} --resume --run-dir {run_dir}") \
+                from None
+
+
+def _locked_run(task: Task[Any, Any], recipe: TrainRecipe, data_dir: Path, recipe_name: str, approach: str,
+                source: SourceArg | None, run_dir: Path, strategy: str, resume: bool, log: Log) -> Path:
+    if not resume and (run_dir / "config.json").exists():  # Checked again under the lock: a run may have begun.
+        raise UserError(f"Expected a new run directory. Received: {run_dir}, which holds a run. "
+                        "Add --resume to continue it.")
     data = task.load_data(data_dir, recipe)
     sizes = ", ".join(f"{k} {len(v)}" for k, v in data.splits.items() if k != "all")
     log(f"[{task.name}] {data.layout} at {data_dir}: {data.report.summary()}; {sizes}")
     for path, reason in data.report.skipped[:5]:
         log(f"  skipped {path}: {reason}")
-    run_dir = Path(run_dir) if run_dir else new_run_dir(RUNS / task.name)
     metadata = {"recipe_name": recipe_name, "data_dir": str(data_dir), "data_fingerprint": fingerprint(data_dir if data_dir.is_dir() else data_dir.parent),
                 "data_layout": data.layout, "class_names": data.class_names, "approach": approach}
     model = fit(task, recipe, data, run_dir, approach=approach, source=source, strategy=strategy, resume=resume,

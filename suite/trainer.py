@@ -13,7 +13,9 @@ import dataclasses
 import json
 import math
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -80,13 +82,49 @@ def describe(strategy: tf.distribute.Strategy) -> dict:
 
 def _is_chief() -> bool:
     """True unless TF_CONFIG makes this process a non-chief worker."""
-    task = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {})
-    cluster = json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {})
+    return not worker_role()
+
+
+def worker_role() -> str:
+    """`""` for the process that writes the run (no TF_CONFIG, the `chief`, or
+    worker 0 of a cluster without one), else `worker-N`, the name of its scratch folder."""
+    config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
+    task, cluster = config.get("task", {}), config.get("cluster", {})
     if not task:
-        return True
+        return ""
+    index = int(task.get("index", 0))
     if "chief" in cluster:
-        return task.get("type") == "chief"
-    return task.get("type") == "worker" and task.get("index", 0) == 0
+        return "" if task.get("type") == "chief" else f"{task.get('type', 'worker')}-{index}"
+    return "" if task.get("type") == "worker" and index == 0 else f"{task.get('type', 'worker')}-{index}"
+
+
+class Preempted(Exception):
+    """Training stopped on SIGTERM (a scheduler's notice before it preempts or kills)."""
+
+
+class StopOnSigterm(keras.callbacks.Callback):
+    """Turns SIGTERM into a stop at the next batch boundary, never inside a backup:
+    BackupAndRestore keeps the last finished epoch, and `--resume` redoes the
+    interrupted one from there (Keras restores whole epochs)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.signalled = False
+
+    def handler(self, signum: int, frame: Any) -> None:
+        self.signalled = True
+
+    def _check(self, batch: int, logs: dict | None = None) -> None:
+        if self.signalled:
+            raise Preempted(f"stopped by SIGTERM during epoch {self.epoch + 1}; the backup of the last finished "
+                            "epoch is kept")
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.epoch = epoch
+        self._check(0)
+
+    on_train_batch_end = _check
+    on_test_batch_end = _check
 
 
 def best_so_far(history: Path, monitor: str, mode: str) -> float | None:
@@ -226,17 +264,25 @@ def train(
         ),
         keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False, profile_batch=0),
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
+        stopper := StopOnSigterm(),
     ]
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
-    model.fit(
-        train_ds,
-        validation_data=val_ds,
-        epochs=recipe.epochs,
-        callbacks=callbacks,
-        verbose=verbose,
-        shuffle=False,  # The tf.data pipeline shuffles.
-    )
+    # Signal handlers can only be set from the main thread (a notebook's worker thread trains without one).
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, stopper.handler) if main_thread else None
+    try:
+        model.fit(
+            train_ds,
+            validation_data=val_ds,
+            epochs=recipe.epochs,
+            callbacks=callbacks,
+            verbose=verbose,
+            shuffle=False,  # The tf.data pipeline shuffles.
+        )
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
     if not (run_dir / "best.keras").exists():  # No epoch beat a resumed best.
         model.save(run_dir / "best.keras")
     return keras.saving.load_model(run_dir / "best.keras")

@@ -78,14 +78,22 @@ def test_killed_transfer_run_resumes_through_both_phases(smoke, tmp_path):
             break
         time.sleep(0.05)
     assert proc.poll() is None, "training ended before it could be killed"
+    # A second process training into the same run is refused while the first holds it.
+    (run,) = (tmp_path / "runs" / name).iterdir()
+    second = subprocess.run([sys.executable, "-m", "suite.cli", "train", name, "--resume", "--run-dir", str(run)],
+                            cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert proc.poll() is None, "training ended before the second process tried"
+    assert second.returncode == 2 and f"Expected no other training in {run}" in second.stderr, second.stderr
+    assert f"pid {proc.pid}" in second.stderr
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    (run,) = (tmp_path / "runs" / name).iterdir()
     done = len(_history(run / "head"))
     assert 2 <= done < head_epochs
     assert not (run / "history.csv").exists() and not (run / "metrics.json").exists()
     assert (run / "head" / "backup").exists()
 
+    # The killed process's lock file is still there, unlocked by the kernel: it blocks nothing.
+    assert (run / ".lock").exists()
     resumed = subprocess.run([sys.executable, "-m", "suite.cli", "train", name, "--resume"],
                              cwd=tmp_path, env=env, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
@@ -97,3 +105,33 @@ def test_killed_transfer_run_resumes_through_both_phases(smoke, tmp_path):
     assert config["approach"] == "transfer" and config["source"] == str(source)
     assert json.loads((run / "metrics.json").read_text())["accuracy"] > 0
     assert not list(run.rglob("backup"))
+
+
+@pytest.mark.parametrize("smoke", ["traffic_signs"], indirect=True)
+def test_sigterm_stops_promptly_and_the_run_resumes(smoke, tmp_path):
+    """SIGTERM (what a scheduler sends before preempting) during the second epoch: the process
+    exits 143 within seconds, saying how to resume; `--resume` finishes with every epoch logged once."""
+    name, epochs, run = "traffic_signs", 3, tmp_path / "run"
+    cmd = [sys.executable, "-m", "suite.cli", "train", name, "--data", str(smoke["work"] / "data"),
+           "--recipe", "smoke", "--run-dir", str(run), "--set", f"epochs={epochs}",
+           "--set", "early_stopping_patience=100"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        if (run / "history.csv").exists() and len((run / "history.csv").read_text().splitlines()) >= 2:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "training ended before SIGTERM"
+    sent = time.time()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err[-2000:]
+    assert time.time() - sent < 30  # Promptly: at the next batch, not at the end of the run.
+    assert "stopped by SIGTERM during epoch 2" in err and f"--resume --run-dir {run}" in err
+    assert len(_history(run)) == 1 and (run / "backup").exists() and not (run / "metrics.json").exists()
+    resumed = subprocess.run([sys.executable, "-m", "suite.cli", "train", name, "--resume", "--run-dir", str(run)],
+                             cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert [int(r["epoch"]) for r in _history(run)] == list(range(epochs))
+    assert (run / "metrics.json").exists() and not (run / "backup").exists()
