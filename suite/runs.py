@@ -190,7 +190,9 @@ def train_task(task: Task[Any, Any], recipe: TrainRecipe, data_dir: Path | None 
                         f"Received: --from {source}. Use --approach transfer or features.")
     if approach != "scratch" and not source:
         _need(None, approach)
-    if run_dir and (Path(run_dir) / "config.json").exists():
+    from suite.trainer import worker_role
+
+    if run_dir and (Path(run_dir) / worker_role() / "config.json").exists():
         raise UserError(f"Expected a new run directory. Received: {run_dir}, which holds a run. "
                         "Add --resume to continue it.")
     resolved = approaches.resolve_source(source) if source else None
@@ -215,10 +217,13 @@ def resume_task(task: Task[Any, Any], run_dir: Path | None = None, *, data_dir: 
     run_dir = Path(run_dir) if run_dir else latest_run(RUNS / task.name, "config.json")
     if run_dir is None or not (run_dir / "config.json").exists():
         raise UserError(f"Expected a run directory with config.json to resume. Received: {run_dir}")
-    if (run_dir / "metrics.json").exists():
+    from suite.trainer import worker_role
+
+    if not worker_role() and (run_dir / "metrics.json").exists():
         raise UserError(f"Expected an interrupted run to resume. Received: {run_dir}, which finished (it has "
                         "metrics.json). Start a new run instead.")
-    config = json.loads((run_dir / "config.json").read_text())
+    own = run_dir / worker_role() / "config.json"  # A worker reads its own record where the run is not shared.
+    config = json.loads((own if own.exists() else run_dir / "config.json").read_text())
     recipe = recipe_from_dict(type(task.recipes["default"]), config["recipe"])
     approach, source = config.get("approach", "scratch"), config.get("source")
     log(f"[{task.name}] resuming {run_dir} ({approach})")
@@ -271,8 +276,10 @@ def run_lock(run_dir: Path) -> Iterator[None]:
 def _run(task: Task[Any, Any], recipe: TrainRecipe, data_dir: Path, recipe_name: str, approach: str,
          source: SourceArg | None, run_dir: Path | None, strategy: str, resume: bool, log: Log) -> Path:
     run_dir = Path(run_dir) if run_dir else new_run_dir(RUNS / task.name)
-    from suite.trainer import Preempted
+    from suite.trainer import Preempted, make_strategy
 
+    if os.environ.get("TF_CONFIG"):  # Several processes: their collectives must be set up before any TF work.
+        make_strategy(strategy)
     with run_lock(run_dir):
         try:
             return _locked_run(task, recipe, data_dir, recipe_name, approach, source, run_dir, strategy, resume, log)
@@ -283,7 +290,10 @@ def _run(task: Task[Any, Any], recipe: TrainRecipe, data_dir: Path, recipe_name:
 
 def _locked_run(task: Task[Any, Any], recipe: TrainRecipe, data_dir: Path, recipe_name: str, approach: str,
                 source: SourceArg | None, run_dir: Path, strategy: str, resume: bool, log: Log) -> Path:
-    if not resume and (run_dir / "config.json").exists():  # Checked again under the lock: a run may have begun.
+    from suite.trainer import worker_role
+
+    own = run_dir / worker_role()  # A worker's scratch folder, or the run itself.
+    if not resume and (own / "config.json").exists():  # Checked again under the lock: a run may have begun.
         raise UserError(f"Expected a new run directory. Received: {run_dir}, which holds a run. "
                         "Add --resume to continue it.")
     data = task.load_data(data_dir, recipe)
@@ -295,6 +305,9 @@ def _locked_run(task: Task[Any, Any], recipe: TrainRecipe, data_dir: Path, recip
                 "data_layout": data.layout, "class_names": data.class_names, "approach": approach}
     model = fit(task, recipe, data, run_dir, approach=approach, source=source, strategy=strategy, resume=resume,
                 metadata=metadata)
+    if worker_role():  # The chief evaluates and writes the run; a worker's copy of the model is the same.
+        log(f"[{task.name}] {worker_role()}: training done; the chief writes the run's metrics")
+        return run_dir
     metrics = task.evaluate(model, data.splits["test"], recipe, data.class_names, run_dir)
     write_json(run_dir / "metrics.json", {"split": "test", **metrics})
     log(f"[{task.name}] test: {summary(metrics)}")
