@@ -8,7 +8,7 @@ TASK   ?= traffic_signs
 RECIPE ?= default
 STAMP  := $(VENV)/.installed
 
-.PHONY: train test bench venv clean
+.PHONY: train test fuzz bench venv clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,9 @@ train: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m mypy        # The Task contract, checked over suite/ and tasks/ (setup.cfg [mypy]).
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup --no-loadscope-reorder   # Two workers; order: tests/conftest.py.
+
+fuzz: $(STAMP)  # 1,000 mutated inputs per export endpoint and per loader (make test runs 20).
+	SUITE_FUZZ_COUNT=1000 $(BIN)/python -m pytest -q -n 2 --dist loadgroup --no-loadscope-reorder tests/test_fuzz.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py

@@ -36,10 +36,12 @@ def _media(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.suffix.lower() in MEDIA and p.is_file())
 
 
-def _summary(name: str, what: str, rows: list[dict]) -> None:
-    """One line per run, for `make fuzz` logs and docs/benchmarks.md."""
-    verdicts = collections.Counter(r["verdict"] for r in rows)
-    print(f"[fuzz] {name} {what}: {len(rows)} inputs, {dict(verdicts)}", flush=True)
+def _report(**facts) -> None:
+    """One JSON line per endpoint or loader run to `SUITE_FUZZ_REPORT` (bench/run.py's reliability figures)."""
+    print(f"[fuzz] {json.dumps(facts)}", flush=True)
+    if os.environ.get("SUITE_FUZZ_REPORT"):
+        with open(os.environ["SUITE_FUZZ_REPORT"], "a") as f:
+            f.write(json.dumps(facts) + "\n")
 
 
 @pytest.mark.parametrize("smoke", ALL_TASKS, indirect=True)
@@ -56,7 +58,11 @@ def test_export_refuses_mutated_files_clearly(smoke, tmp_path):
     rows = [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
     assert proc.returncode == 0, f"the serving process died after {len(rows)} inputs:\n{proc.stderr[-2000:]}"
     assert len(rows) == COUNT
-    _summary(task.name, "export", rows)
+    _report(task=task.name, what=ENDPOINTS.get(task.name, "serve_bytes"), inputs=len(rows),
+            verdicts=dict(collections.Counter(r["verdict"] for r in rows)),
+            accepted_invalid=sum(r["verdict"] == "accepted" and not r["valid"] for r in rows),
+            refused_valid=sum(r["verdict"] == "refused" and r["valid"] for r in rows),
+            max_seconds=round(max(r["seconds"] for r in rows), 3), crashed=proc.returncode != 0)
     for r in rows:
         assert r["verdict"] in ("accepted", "refused"), r  # Python exceptions (UnicodeDecodeError ...) are bugs.
         assert r["verdict"] == "refused" or r["valid"], f"accepted an input no decoder accepts: {r}"
@@ -76,7 +82,7 @@ def test_loader_skips_and_counts_mutated_files(smoke, tmp_path):
     task = smoke["task"]
     recipe = task.recipes["smoke"]
     rng = np.random.default_rng(0)
-    done, rounds = 0, 0
+    done, rounds, invalid, skipped_total = 0, 0, 0, 0
     while done < COUNT:
         data = tmp_path / f"round{rounds}"
         shutil.copytree(smoke["work"] / "data", data)
@@ -102,8 +108,6 @@ def test_loader_skips_and_counts_mutated_files(smoke, tmp_path):
                 pass
         bad = sum(1 for _, valid in mutated.values() if not valid)
         assert len(skipped) >= bad  # Every invalid file is in the report (some examples skip several files).
-        print(f"[fuzz] {task.name} loader round {rounds}: {len(mutated)} files mutated, {bad} invalid, "
-              f"{len(skipped)} skipped", flush=True)
-        done += len(mutated)
-        rounds += 1
+        done, rounds, invalid, skipped_total = done + len(mutated), rounds + 1, invalid + bad, skipped_total + len(skipped)
         shutil.rmtree(data)
+    _report(task=task.name, what="loader", inputs=done, invalid=invalid, skipped=skipped_total, crashed=False)
