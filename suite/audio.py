@@ -111,10 +111,10 @@ def _wav_layout_checks(data: tf.Tensor) -> list[tf.Operation]:
         is_data = tf.reduce_all(tf.equal(b[:4], data_id))
         return offset + tf.where(is_data, tf.constant(0, tf.int64), 8 + n), is_data, n, steps + 1
 
-    _, found, size, _ = tf.while_loop(
+    offset, found, size, _ = tf.while_loop(
         lambda offset, found, size, steps: ~found & (offset + 8 <= length) & (steps < 64), walk,
         (tf.constant(12, tf.int64), tf.constant(False), tf.constant(0, tf.int64), tf.constant(0)))
-    fits = tf.debugging.Assert(found & (size > 0), [tf.strings.format(
+    fits = tf.debugging.Assert(found & (size > 0) & (offset + 8 + size <= length), [tf.strings.format(
         "Expected a WAV with a non-empty `data` chunk within its {} bytes. Received: {}.", (length, tf.where(
             found, tf.strings.format("a data chunk declaring {} bytes", size), "chunk sizes that run past the end "
             "(or no data chunk)")))])

@@ -18,6 +18,8 @@ IMAGE_SUFFIXES = (".ppm", ".png", ".jpg", ".jpeg", ".bmp", ".gif")
 # decodes to 768 MB and took a serving process from 0.8 to 4.7 GB); recipes carry it as `max_image_pixels`.
 # Loaders skip such files too.
 MAX_IMAGE_PIXELS = 50_000_000
+# What `decode_image` reads, by the bytes each format starts with.
+IMAGE_SIGNATURES = (b"P6", b"\x89PNG\r\n\x1a\n", b"\xff\xd8", b"GIF8", b"BM")
 
 
 
@@ -135,6 +137,9 @@ def read_image_file(path: Path, mode: str | None = "RGB") -> tuple[np.ndarray | 
         return None, f"unreadable: {e.strerror}"
     if not data:
         return None, "empty: 0 bytes"
+    if not data.startswith(IMAGE_SIGNATURES):  # Pillow also reads formats (TGA, ICO ...) the graph decoder does not.
+        return None, f"not an image the suite decodes: {len(data)} bytes that start with none of the PPM (P6), PNG, " \
+                     "JPEG, BMP or GIF signatures"
     if data[:2] == b"P6":
         try:
             width, height, maxval, offset = parse_ppm_header(data)

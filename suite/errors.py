@@ -28,6 +28,11 @@ def graph_error_cause(message: str) -> str:
     decoder's own message) on one line among node and stack lines; this is
     that line, without the assertion wrapper.
     """
+    if "Summarized data: " in message:  # The same assertion run eagerly: "Expected '...' to be true. Summarized data: b'...'".
+        text = message.split("Summarized data: ", 1)[1].strip()
+        if text[:2] in ("b'", 'b"') and text[-1:] == text[1]:
+            text = text[2:-1]
+        return text.replace("\\'", "'")
     for line in message.splitlines():
         text = line.strip()
         if not text or text.startswith(("Graph execution error", "Detected at node", "<stack traces", "[[", "File ")):

@@ -14,8 +14,10 @@ too: the price of not missing dangers), within 15 minutes end to end, data
 generation included; docs/benchmarks.md (entry `machinery`) has what was
 measured.
 
-Data: YOLO/Roboflow sets as downloaded (`data.yaml` with `names`, and
-`train|valid|test/images` with `labels/*.txt`), including sets with more
+Data: YOLO sets as downloaded (`data.yaml` with `names`, read with PyYAML;
+Roboflow's `train|valid|test/images` or Ultralytics' `images/train|val` with
+the labels where the last `images` folder becomes `labels`; `--data` may name
+the folder or the yaml itself, whose `path:` is honoured), including sets with more
 classes: their names are mapped onto ours (`person`, `machinery`, `vehicle`) by
 `CLASS_MAP` plus the recipe's `class_map` ("TheirName:ours" entries), and the
 rest are ignored. The generator (`tasks/samples/machinery_proximity.py`) writes worksite scenes in that layout, drawn
@@ -100,8 +102,10 @@ CLASS_MAP = {
                               "concrete mixer")},
 }
 LAYOUT_HELP = (
-    "a YOLO/Roboflow set: DIR/data.yaml with `names`, and train|valid|test/images/* beside labels/*.txt "
-    "(`class cx cy w h`, normalised). Make a sample with `suite data make machinery_proximity --out DIR`"
+    "a YOLO set: DIR/data.yaml (or --data path/to/data.yaml) with `names`, and its images in Roboflow's "
+    "train|valid|test/images/ or Ultralytics' images/train|val/ (labels where the last `images` folder becomes "
+    "`labels`, one `class cx cy w h` .txt per image, normalised). Make a sample with "
+    "`suite data make machinery_proximity --out DIR`"
 )
 
 # `suite data fetch machinery_proximity --archive FILE`: Construction Site Safety is hosted where an account

@@ -98,6 +98,9 @@ def valid(data: bytes, kind: str) -> bool:
     if kind == "image":
         from PIL import Image
 
+        if not data.startswith((b"P6", b"\x89PNG\r\n\x1a\n", b"\xff\xd8", b"GIF8", b"BM")):
+            return False  # Pillow reads more formats (TGA, ICO ...) than the suite's exports take.
+
         if data[:2] == b"P6":
             from suite.data import parse_ppm_header
 
@@ -108,7 +111,7 @@ def valid(data: bytes, kind: str) -> bool:
             return maxval == 255 and 0 < w * h <= MAX_PIXELS and w > 0 and h > 0 and len(data) - offset >= w * h * 3
         try:
             with Image.open(io.BytesIO(data)) as image:
-                if not 0 < image.size[0] * image.size[1] <= MAX_PIXELS:
+                if image.format not in ("PNG", "JPEG", "BMP", "GIF") or not 0 < image.size[0] * image.size[1] <= MAX_PIXELS:
                     return False
                 image.load()
             return True

@@ -61,7 +61,7 @@ def test_class_map_from_the_recipe(tmp_path):
     assert mapped.splits["train"].classes[0].tolist() == [1, 2]  # Digger mapped in, workers dropped.
     with pytest.raises(UserError, match="Expected class_map entries 'TheirName:ours'.*Received: 'Digger:crane'"):
         mp.load_data(tmp_path, dataclasses.replace(RECIPE, class_map=("Digger:crane",)))
-    with pytest.raises(UserError, match="Expected a YOLO/Roboflow set"):
+    with pytest.raises(UserError, match="Expected a YOLO set"):
         mp.load_data(tmp_path / "train", RECIPE)
     # `--data path/to/data.yaml`, as Ultralytics users pass it, reads the same set.
     by_file = mp.load_data(tmp_path / "data.yaml", RECIPE)

@@ -62,6 +62,10 @@ def test_cli_smoke_run_end_to_end(smoke):
         assert counts.sum() == result["n"] and np.trace(counts) == round(result["accuracy"] * result["n"])
         for name in ("confusion_matrix.png", "calibration.png", "pr_curves.png"):
             assert (run / name).stat().st_size > 0, name
+    if "ap50" in result:  # Detectors say how their AP was scored: the COCO convention, not the serving threshold.
+        recipe = task.recipes["smoke"]
+        assert result["detections_scored"].startswith(f"COCO convention: detections above confidence "
+                                                      f"{recipe.eval_confidence_threshold:g}, up to 100 per image")
 
     export = smoke["export"]
     for name in ("saved_model.pb", "labels.txt", "model_card.md", "suite.json"):
