@@ -61,8 +61,7 @@ class Recipe(TrainRecipe):
     batch_size: int = 32  # More updates per epoch: DS-CNN needs a thousand or more steps to converge.
     learning_rate: float = 3e-3  # AdamW peak, with warmup and cosine decay.
     early_stopping_patience: int = 10  # Small real sets sit at chance for several epochs first.
-    # The 10 keywords of the Speech Commands benchmark; other words become `_unknown_`.
-    words: tuple[str, ...] = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
+    words: tuple[str, ...] = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")  # Benchmark's 10.
     silence_percent: int = 10  # `_silence_` examples per 100 word examples (the TF recipe's value).
     unknown_percent: int = 10  # `_unknown_` examples per 100 word examples (likewise).
     val_percent: int = 10  # Speakers held out for validation when a set has no lists.
@@ -159,8 +158,7 @@ class Clips:
 def which_set(filename: str, val_percent: int, test_percent: int) -> str:
     """Speech Commands' own split rule: hash the speaker part of the file name."""
     base = re.sub(r"_nohash_.*$", "", Path(filename).name)
-    # As `input_data.which_set` in TensorFlow's speech_commands example: modulo MAX_NUM_WAVS_PER_CLASS + 1
-    # (2**27), scaled by 100 / MAX_NUM_WAVS_PER_CLASS (2**27 - 1).
+    # TensorFlow's `input_data.which_set`: modulo MAX_NUM_WAVS_PER_CLASS + 1 (2**27), scaled by 100 / (2**27 - 1).
     h = int(hashlib.sha1(base.encode()).hexdigest(), 16) % 2**27 * (100.0 / (2**27 - 1))
     return "val" if h < val_percent else "test" if h < val_percent + test_percent else "train"
 
@@ -311,12 +309,9 @@ def dataset(examples: Clips, recipe: Recipe, training: bool, batch_size: int, cl
     offsets = np.array([starts[p] + o if o >= 0 else -1 for p, o in zip(examples.paths, examples.offsets)], np.int64)
 
     def decode(path, offset, label):  # 1 s at 16 kHz: a bank slice, a file, or digital silence.
-        wave = tf.cond(
-            offset >= 0,
-            lambda: fit_length(noise[offset : offset + SAMPLE_RATE]),
-            lambda: tf.cond(tf.equal(path, ""), lambda: tf.zeros([SAMPLE_RATE]),
-                            lambda: decode_wav(tf.io.read_file(path), max_seconds=None)),  # Checked by the loader.
-        )
+        wave = tf.cond(offset >= 0, lambda: fit_length(noise[offset : offset + SAMPLE_RATE]),
+                       lambda: tf.cond(tf.equal(path, ""), lambda: tf.zeros([SAMPLE_RATE]),
+                                       lambda: decode_wav(tf.io.read_file(path), max_seconds=None)))  # Checked.
         return wave, label
 
     def augment(x, y):
@@ -401,7 +396,7 @@ def export_endpoints(model: keras.Model, recipe: Recipe, class_names: list[str])
         return classifier_outputs(model(waveforms, training=False), class_names, "label")
 
     def serve_wav(wavs):
-        waveforms = tf.map_fn(lambda wav: decode_wav(wav, max_seconds=recipe.max_audio_seconds), wavs,
+        waveforms = tf.map_fn(lambda w: decode_wav(w, max_seconds=recipe.max_audio_seconds), wavs,
                               fn_output_signature=tf.TensorSpec([SAMPLE_RATE], tf.float32))
         return outputs(waveforms)
 
