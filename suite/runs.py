@@ -239,8 +239,8 @@ def resume_task(task: Task[Any, Any], run_dir: Path | None = None, *, data_dir: 
 def run_lock(run_dir: Path) -> Iterator[None]:
     """Holds `run_dir`'s lock while a process trains there; a second one is refused.
 
-    The lock is `fcntl.flock` on `run_dir/.lock` (one per worker under
-    TF_CONFIG: `.lock-worker-N`), which the kernel releases when the holder
+    The lock is `fcntl.flock` on `run_dir/.lock` (a worker under TF_CONFIG
+    locks its own `run_dir/worker-N/.lock`), which the kernel releases when the holder
     exits, however it dies: a killed run leaves no lock that blocks its
     `--resume`. The file keeps the holder's pid and start time, for the message.
 
@@ -251,10 +251,9 @@ def run_lock(run_dir: Path) -> Iterator[None]:
 
     from suite.trainer import worker_role
 
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    role = worker_role()
-    path = run_dir / (f".lock-{role}" if role else ".lock")
+    own = Path(run_dir) / worker_role()  # A worker writes only below its own folder.
+    own.mkdir(parents=True, exist_ok=True)
+    path = own / ".lock"
     with open(path, "a+") as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)

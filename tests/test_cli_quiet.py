@@ -32,16 +32,21 @@ def test_help_names_every_task_with_examples_and_no_startup_noise():
     assert "examples:" in out.stdout and "suite train traffic_signs" in out.stdout
     # A fresh process: TensorFlow was imported (the help lists the registry) and said nothing.
     assert out.stderr == "", out.stderr
-    train = _run("train", "--help")
-    assert "tasks: " + ", ".join(TASKS) in train.stdout and "example:\n  suite train" in train.stdout
-    assert train.stderr == ""
 
 
-def test_version_names_the_suite_and_its_libraries():
-    out = _run("--version")
-    assert out.returncode == 0 and out.stdout.startswith("suite 0.")
+def test_command_help_and_version(capsys):
+    """In this process (the same parser): each command's help names the tasks and gives an example."""
+    for argv, expected in ((["train", "--help"], "example:\n  suite train"), (["recipe", "--help"], "suite recipe"),
+                           (["--version"], "suite 0.")):
+        with pytest.raises(SystemExit) as stop:
+            cli.main(argv)
+        assert stop.value.code == 0
+        out = capsys.readouterr().out
+        assert expected in out, (argv, out)
+        if argv[0] != "--version":
+            assert "tasks: " + ", ".join(TASKS) in out
     for library in ("tensorflow 2.", "keras 3.", "keras-cv", "tensorflow-text"):
-        assert library in out.stdout
+        assert library in out
 
 
 def test_real_errors_survive_the_filter():

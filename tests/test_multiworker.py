@@ -68,6 +68,8 @@ def _check_finished_job(task, smoke, run: Path, epochs: int, tmp_path: Path) -> 
     # The chief's run directory has the checkpoints, history and metrics; the worker wrote only to its own area.
     assert {"best.keras", "last.keras", "history.csv", "metrics.json", "config.json"} <= {p.name for p in run.iterdir()}
     assert not (worker_dir / "metrics.json").exists() and (worker_dir / "last.keras").exists()
+    assert [p.name for p in run.iterdir() if "worker" in p.name] == ["worker-0"]  # Nothing of the worker's outside.
+    assert (worker_dir / ".lock").exists() and (worker_dir / "shard.json").exists()
     assert _epochs(run) == list(range(epochs)) and _epochs(worker_dir) == list(range(epochs))
     chief_cfg = json.loads((run / "config.json").read_text())
     worker_cfg = json.loads((worker_dir / "config.json").read_text())
