@@ -350,6 +350,13 @@ def train(
             # "Attempt to convert a value (PerReplica ...) to a Tensor").
             model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
 
+    if resume and worker_role() and (run_dir.parent / "backup").is_dir():
+        # A worker resumes from the chief's backup where it can see it (a shared run directory): each process
+        # saves its own at the end of an epoch, and a kill between the two saves would leave them an epoch apart.
+        import shutil
+
+        shutil.rmtree(run_dir / "backup", ignore_errors=True)
+        shutil.copytree(run_dir.parent / "backup", run_dir / "backup")
     mode = "min" if task.monitor.endswith("loss") else "max"
     best = best_so_far(run_dir / "history.csv", task.monitor, mode) if resume else None
     callbacks = [

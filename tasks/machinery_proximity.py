@@ -84,7 +84,8 @@ class Recipe(det.DetectionRecipe):
 RECIPES = {
     "default": Recipe(),
     "smoke": Recipe(  # The tests' run on 100 sites: the plumbing works and boxes start to land.
-        epochs=30, widths=(8, 16, 32, 64), image_size=160, batch_size=8, early_stopping_patience=30,
+        # 20 epochs: AP50 0.114, recall50 0.18 (30 gave 0.114 and 0.21, 25% slower).
+        epochs=20, widths=(8, 16, 32, 64), image_size=160, batch_size=8, early_stopping_patience=20,
         learning_rate=3e-3, warmup_epochs=1, confidence_threshold=0.001,  # A young model's scores are low.
         deterministic=True,  # Reproducible, so the tests' floors hold on every run.
     ),
