@@ -67,7 +67,7 @@ def test_default_strategy_on_cpu_only_hosts():
 def test_killed_transfer_run_resumes_through_both_phases(smoke, tmp_path):
     """SIGKILL during the head phase of a transfer run (`--from MODEL.keras`), then `suite train
     --resume` without `--run-dir` finds the newest run and finishes both phases, every epoch logged once."""
-    name, head_epochs, epochs = "traffic_signs", 6, 3
+    name, head_epochs, epochs = "traffic_signs", 4, 2
     source = smoke["work"] / "run" / "best.keras"
     cmd = [sys.executable, "-m", "suite.cli", "train", name, "--data", str(smoke["work"] / "data"),
            "--recipe", "smoke", "--approach", "transfer", "--from", str(source),
