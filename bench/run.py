@@ -570,18 +570,6 @@ print(json.dumps({"request_bytes": len(bomb), "verdict": verdict, "seconds": sec
 """
 
 
-def _free_ports(n: int) -> list[int]:
-    import socket
-
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 def bench_reliability() -> dict:
     """Several machines (a chief and a worker process on this host, TF_CONFIG) against one process for
     the traffic_signs smoke recipe; peak serving memory for a PNG declaring 16,000 x 16,000 pixels, with
@@ -596,7 +584,9 @@ def bench_reliability() -> dict:
     start = time.perf_counter()
     suite(*args, "--run-dir", "single", cwd=work)
     single_s = time.perf_counter() - start
-    ports = _free_ports(2)
+    from tests.loopback import free_ports
+
+    ports = free_ports(2)
     cluster = {"chief": [f"127.0.0.1:{ports[0]}"], "worker": [f"127.0.0.1:{ports[1]}"]}
     procs = []
     start = time.perf_counter()

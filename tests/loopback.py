@@ -1,5 +1,6 @@
-"""A file server on 127.0.0.1 for the download tests: Range requests, a
-connection dropped mid-file on demand, a request log, and a forward-proxy mode."""
+"""127.0.0.1 for the tests: a file server for the downloads (Range requests, a
+connection dropped mid-file on demand, a request log, and a forward-proxy mode)
+and free ports for a multi-worker job."""
 
 from __future__ import annotations
 
@@ -90,3 +91,15 @@ def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def free_ports(n: int) -> list[int]:
+    """`n` distinct ports free on 127.0.0.1 now (a chief and workers bind them next; the multi-worker test and
+    bench use them)."""
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports

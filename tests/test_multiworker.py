@@ -8,7 +8,6 @@ import csv
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,18 +18,9 @@ import pytest
 import tensorflow as tf
 
 from conftest import ROOT, run_cli
+from loopback import free_ports
 from suite.export import load_export
 from suite.runs import load_model
-
-
-def _free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def _start(role: str, ports: list[int], args: list[str], cwd: Path, log: Path) -> subprocess.Popen:
@@ -112,7 +102,7 @@ def test_chief_and_worker_train_one_model(smoke, tmp_path):
     task, epochs = smoke["task"], 1
     args = [task.name, "--data", str(smoke["work"] / "data"), "--recipe", "smoke", "--run-dir", "run",
             "--set", f"epochs={epochs}", "--set", "early_stopping_patience=100"]
-    chief, worker = _both(_free_ports(2), args, tmp_path, "a")
+    chief, worker = _both(free_ports(2), args, tmp_path, "a")
     _wait(chief, tmp_path / "chief-a.log")
     _wait(worker, tmp_path / "worker-a.log")
     _check_finished_job(task, smoke, tmp_path / "run", epochs, tmp_path)
@@ -124,7 +114,7 @@ def test_a_killed_worker_restarts_and_the_job_resumes(smoke, tmp_path):
     coordination service notices the missing peer), and both restarted with `--resume` continue
     from the last finished epoch, each epoch logged once. Then the finished job is checked."""
     task, epochs, run = smoke["task"], 2, tmp_path / "run"
-    ports = _free_ports(2)
+    ports = free_ports(2)
     args = [task.name, "--data", str(smoke["work"] / "data"), "--recipe", "smoke", "--run-dir", "run",
             "--set", f"epochs={epochs}", "--set", "early_stopping_patience=100"]
     chief, worker = _both(ports, args, tmp_path, "a")
