@@ -13,6 +13,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from suite.data import bytes_at
+
 SAMPLE_RATE = 16_000
 
 
@@ -85,19 +87,12 @@ def fit_length(signal: tf.Tensor, length: int = SAMPLE_RATE) -> tf.Tensor:
     return tf.ensure_shape(tf.cond(n <= length, pad, crop), [length])
 
 
-def _bytes_at(data: tf.Tensor, pos: tf.Tensor, n: int) -> tf.Tensor:
-    """`n` bytes of `data` from `pos` as int64, zero-padded past the end."""
-    pos = tf.minimum(tf.cast(pos, tf.int32), tf.strings.length(data))
-    chunk = tf.strings.substr(tf.strings.join([tf.strings.substr(data, pos, n), "\0" * n]), 0, n)
-    return tf.cast(tf.io.decode_raw(chunk, tf.uint8), tf.int64)
-
-
 def _wav_layout_checks(data: tf.Tensor) -> list[tf.Operation]:
     """Assertions that `data` is RIFF/WAVE with `fmt ` first and, walking the
     chunks as TensorFlow's decoder does, a non-empty `data` chunk that fits
     in the bytes present."""
     length = tf.cast(tf.strings.length(data), tf.int64)
-    head = _bytes_at(data, 0, 16)
+    head = bytes_at(data, 0, 16)
     signature = tf.reduce_all(tf.equal(tf.gather(head, [0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15]),
                                        tf.constant(list(b"RIFFWAVEfmt "), tf.int64)))
     riff = tf.debugging.Assert(signature, [tf.strings.format(
@@ -106,7 +101,7 @@ def _wav_layout_checks(data: tf.Tensor) -> list[tf.Operation]:
     data_id = tf.constant(list(b"data"), tf.int64)
 
     def walk(offset, found, size, steps):
-        b = _bytes_at(data, offset, 8)
+        b = bytes_at(data, offset, 8)
         n = b[4] + b[5] * 2**8 + b[6] * 2**16 + b[7] * 2**24
         is_data = tf.reduce_all(tf.equal(b[:4], data_id))
         return offset + tf.where(is_data, tf.constant(0, tf.int64), 8 + n), is_data, n, steps + 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import platform
 import sys
 import typing
@@ -132,6 +133,19 @@ def has_data(path: Path) -> bool:
     """True when `path` is a folder holding anything."""
     path = Path(path)
     return path.is_dir() and any(path.iterdir())
+
+
+def worker_role() -> str:
+    """`""` for the process that writes the run (no TF_CONFIG, the `chief`, or
+    worker 0 of a cluster without one), else `worker-N`, the name of its scratch folder."""
+    config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
+    task, cluster = config.get("task", {}), config.get("cluster", {})
+    if not task:
+        return ""
+    index = int(task.get("index", 0))
+    if "chief" in cluster:
+        return "" if task.get("type") == "chief" else f"{task.get('type', 'worker')}-{index}"
+    return "" if task.get("type") == "worker" and index == 0 else f"{task.get('type', 'worker')}-{index}"
 
 
 def library_versions() -> dict[str, str]:

@@ -22,8 +22,6 @@ MAX_IMAGE_PIXELS = 50_000_000
 IMAGE_SIGNATURES = (b"P6", b"\x89PNG\r\n\x1a\n", b"\xff\xd8", b"GIF8", b"BM")
 
 
-
-
 @dataclasses.dataclass
 class DataReport:
     """Counts the files a loader read and lists those it skipped, with reasons.
@@ -178,12 +176,8 @@ def usable_images(folder: Path | Sequence[Path], report: DataReport) -> Iterator
     else:
         files = folder
     for path in files:
-        if not Path(path).exists():
-            report.read += 1
-            report.skip(path, "missing: no such file")
-            continue
         report.read += 1
-        problem = check_image_file(path)
+        problem = check_image_file(path)  # A listed file that is gone: "unreadable: No such file ...".
         if problem:
             report.skip(path, problem)
             continue
@@ -271,10 +265,12 @@ def _decode_ppm(data: tf.Tensor) -> tf.Tensor:
     return tf.reshape(pixels, [height, width, 3])
 
 
-def _header(data: tf.Tensor, n: int = 32) -> tf.Tensor:
-    """The first `n` bytes as int64 `[n]`, zero-padded when the data is shorter."""
-    head = tf.strings.substr(tf.strings.join([tf.strings.substr(data, 0, n), "\0" * n]), 0, n)
-    return tf.cast(tf.io.decode_raw(head, tf.uint8), tf.int64)
+def bytes_at(data: tf.Tensor, pos: tf.Tensor | int, n: int) -> tf.Tensor:
+    """`n` bytes of `data` from `pos` as int64 `[n]`, zero-padded past the end:
+    header fields of possibly truncated files, read in the graph without an out-of-range error."""
+    pos = tf.minimum(tf.cast(pos, tf.int32), tf.strings.length(data))
+    chunk = tf.strings.substr(tf.strings.join([tf.strings.substr(data, pos, n), "\0" * n]), 0, n)
+    return tf.cast(tf.io.decode_raw(chunk, tf.uint8), tf.int64)
 
 
 def _starts(head: tf.Tensor, magic: bytes) -> tf.Tensor:
@@ -287,7 +283,7 @@ def declared_image_size(data: tf.Tensor) -> tf.Tensor:
     which reads markers only), GIF (logical screen), BMP (info header) and
     PPM (its text header). `(-1, -1)` for bytes of no known format.
     """
-    head = _header(data)
+    head = bytes_at(data, 0, 32)
 
     def be32(i):
         return head[i] * 2**24 + head[i + 1] * 2**16 + head[i + 2] * 2**8 + head[i + 3]
@@ -314,7 +310,7 @@ def checked_image_bytes(data: tf.Tensor, max_pixels: int = MAX_IMAGE_PIXELS) -> 
 
     Raises (when run):
         InvalidArgumentError: `Expected PPM (P6), PNG, JPEG, BMP or GIF
-            bytes ...` or `Expected an image of at most N pixels ...`.
+            bytes ...` or `Expected an image of 1 to N pixels ...`.
     """
     hw = declared_image_size(data)
     known = hw[0] >= 0

@@ -372,10 +372,9 @@ def read_yolo(images: Path | Sequence[Path], names: Sequence[str], mapping: dict
     """
     out = Detections([], [], [], [], [])
     if isinstance(images, (str, Path)):
-        folder = Path(images)
-        if not folder.is_dir():
+        if not Path(images).is_dir():
             return out
-        files: Sequence[Path] = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        files: Sequence[Path] = _image_files(Path(images))
     else:
         files = [Path(p) for p in images]
     for path, w, h in usable_images(files, report):
@@ -411,6 +410,11 @@ def read_yolo(images: Path | Sequence[Path], names: Sequence[str], mapping: dict
     return out
 
 
+def _image_files(folder: Path) -> list[Path]:
+    """The images below `folder`, at any depth (Ultralytics globs recursively), sorted."""
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
 def _yaml_root(yaml_path: Path, data: dict) -> Path:
     """The folder split paths are relative to: the yaml's `path:` key (absolute,
     or relative to the yaml's folder) when it exists on disk, else the yaml's folder."""
@@ -428,9 +432,7 @@ def _split_images(value: Any, root: Path, roots: Sequence[Path]) -> list[Path] |
     or a list of either; None when nothing named exists."""
     if isinstance(value, (list, tuple)):
         found = [_split_images(v, root, roots) for v in value]
-        files = [f for part in found if part is not None
-                 for f in ((sorted(p for p in part.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES))
-                           if isinstance(part, Path) else part)]
+        files = [f for part in found if part is not None for f in (_image_files(part) if isinstance(part, Path) else part)]
         return files or None
     if not isinstance(value, str) or not value.strip():
         return None
@@ -681,7 +683,7 @@ def detect_fn(model: keras.Model, recipe: DetectionRecipe, class_names: list[str
         valid = tf.range(tf.shape(classes)[0]) < n_all
         order = tf.argsort(tf.where(valid, scores, -1.0), direction="DESCENDING", stable=True)
         boxes, classes, scores = tf.gather(boxes, order), tf.gather(classes, order), tf.gather(scores, order)
-        # The serving view: the leading detections at or above the serving threshold.
+        # The serving view: the leading detections above the serving threshold.
         served = valid & (scores > recipe.confidence_threshold)  # Strictly above, as TF's NMS score_threshold.
         n = tf.minimum(tf.reduce_sum(tf.cast(served, tf.int32)), recipe.max_detections)
         keep = tf.range(recipe.max_detections) < n
@@ -704,8 +706,8 @@ def detect_fn(model: keras.Model, recipe: DetectionRecipe, class_names: list[str
     return detect
 
 
-# What `detection_metrics` results say about the detections they scored.
 def convention(recipe: DetectionRecipe) -> str:
+    """What a detection task's metrics say about the detections they scored (`detections_scored`)."""
     return (f"COCO convention: detections above confidence {recipe.eval_confidence_threshold:g}, up to "
             f"{recipe.eval_max_detections} per image (serving keeps > {recipe.confidence_threshold:g}, "
             f"up to {recipe.max_detections})")

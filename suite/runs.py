@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from suite.config import (DATASETS, RUNS, SAVED_MODELS, TrainRecipe, fingerprint, has_data,  # noqa: F401
-                          recipe_from_dict, write_json)
+                          recipe_from_dict, worker_role, write_json)
 from suite.errors import UserError
 from suite.task import LoadedData, Task
 
@@ -190,8 +190,6 @@ def train_task(task: Task[Any, Any], recipe: TrainRecipe, data_dir: Path | None 
                         f"Received: --from {source}. Use --approach transfer or features.")
     if approach != "scratch" and not source:
         _need(None, approach)
-    from suite.trainer import worker_role
-
     if run_dir and (Path(run_dir) / worker_role() / "config.json").exists():
         raise UserError(f"Expected a new run directory. Received: {run_dir}, which holds a run. "
                         "Add --resume to continue it.")
@@ -217,8 +215,6 @@ def resume_task(task: Task[Any, Any], run_dir: Path | None = None, *, data_dir: 
     run_dir = Path(run_dir) if run_dir else latest_run(RUNS / task.name, "config.json")
     if run_dir is None or not (run_dir / "config.json").exists():
         raise UserError(f"Expected a run directory with config.json to resume. Received: {run_dir}")
-    from suite.trainer import worker_role
-
     if not worker_role() and (run_dir / "metrics.json").exists():
         raise UserError(f"Expected an interrupted run to resume. Received: {run_dir}, which finished (it has "
                         "metrics.json). Start a new run instead.")
@@ -249,8 +245,6 @@ def run_lock(run_dir: Path) -> Iterator[None]:
     """
     import fcntl
 
-    from suite.trainer import worker_role
-
     own = Path(run_dir) / worker_role()  # A worker writes only below its own folder.
     own.mkdir(parents=True, exist_ok=True)
     path = own / ".lock"
@@ -274,9 +268,9 @@ def run_lock(run_dir: Path) -> Iterator[None]:
 
 def _run(task: Task[Any, Any], recipe: TrainRecipe, data_dir: Path, recipe_name: str, approach: str,
          source: SourceArg | None, run_dir: Path | None, strategy: str, resume: bool, log: Log) -> Path:
-    run_dir = Path(run_dir) if run_dir else new_run_dir(RUNS / task.name)
     from suite.trainer import Preempted, make_strategy
 
+    run_dir = Path(run_dir) if run_dir else new_run_dir(RUNS / task.name)
     if os.environ.get("TF_CONFIG"):  # Several processes: their collectives must be set up before any TF work.
         make_strategy(strategy)
     with run_lock(run_dir):
@@ -289,8 +283,6 @@ def _run(task: Task[Any, Any], recipe: TrainRecipe, data_dir: Path, recipe_name:
 
 def _locked_run(task: Task[Any, Any], recipe: TrainRecipe, data_dir: Path, recipe_name: str, approach: str,
                 source: SourceArg | None, run_dir: Path, strategy: str, resume: bool, log: Log) -> Path:
-    from suite.trainer import worker_role
-
     own = run_dir / worker_role()  # A worker's scratch folder, or the run itself.
     if not resume and (own / "config.json").exists():  # Checked again under the lock: a run may have begun.
         raise UserError(f"Expected a new run directory. Received: {run_dir}, which holds a run. "
@@ -300,7 +292,8 @@ def _locked_run(task: Task[Any, Any], recipe: TrainRecipe, data_dir: Path, recip
     log(f"[{task.name}] {data.layout} at {data_dir}: {data.report.summary()}; {sizes}")
     for path, reason in data.report.skipped[:5]:
         log(f"  skipped {path}: {reason}")
-    metadata = {"recipe_name": recipe_name, "data_dir": str(data_dir), "data_fingerprint": fingerprint(data_dir if data_dir.is_dir() else data_dir.parent),
+    hashed = data_dir if data_dir.is_dir() else data_dir.parent  # `--data path/to/data.yaml`: its folder.
+    metadata = {"recipe_name": recipe_name, "data_dir": str(data_dir), "data_fingerprint": fingerprint(hashed),
                 "data_layout": data.layout, "class_names": data.class_names, "approach": approach}
     model = fit(task, recipe, data, run_dir, approach=approach, source=source, strategy=strategy, resume=resume,
                 metadata=metadata)

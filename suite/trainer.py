@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import keras
 import tensorflow as tf
 
-from suite.config import TrainRecipe, library_versions, write_json
+from suite.config import TrainRecipe, library_versions, worker_role, write_json
 
 if TYPE_CHECKING:
     from suite.task import LoadedData, Task
@@ -87,24 +87,6 @@ def describe(strategy: tf.distribute.Strategy) -> dict:
         "replicas": strategy.num_replicas_in_sync,
         "devices": devices,
     }
-
-
-def _is_chief() -> bool:
-    """True unless TF_CONFIG makes this process a non-chief worker."""
-    return not worker_role()
-
-
-def worker_role() -> str:
-    """`""` for the process that writes the run (no TF_CONFIG, the `chief`, or
-    worker 0 of a cluster without one), else `worker-N`, the name of its scratch folder."""
-    config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
-    task, cluster = config.get("task", {}), config.get("cluster", {})
-    if not task:
-        return ""
-    index = int(task.get("index", 0))
-    if "chief" in cluster:
-        return "" if task.get("type") == "chief" else f"{task.get('type', 'worker')}-{index}"
-    return "" if task.get("type") == "worker" and index == 0 else f"{task.get('type', 'worker')}-{index}"
 
 
 class Preempted(Exception):
@@ -306,9 +288,7 @@ def train(
         f"= {recipe.batch_size} x {info['replicas']}",
         flush=True,
     )
-    run_dir = Path(run_dir)
-    if worker_role():  # Non-chief workers write to a scratch dir of their own.
-        run_dir = run_dir / worker_role()
+    run_dir = Path(run_dir) / worker_role()  # Non-chief workers write to a scratch dir of their own.
     write_run_config(run_dir, task, recipe, data, {"global_batch": global_batch, **info, **(metadata or {})})
 
     train_ds = task.dataset(data.splits["train"], recipe, True, global_batch, data.class_names)
