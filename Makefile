@@ -25,7 +25,7 @@ train: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m mypy        # The Task contract, checked over suite/ and tasks/ (setup.cfg [mypy]).
-	$(BIN)/python -m pytest -q -n 2 --dist loadgroup --no-loadscope-reorder   # Two workers; order: tests/conftest.py.
+	$(BIN)/python -m pytest -q -n 3 --dist loadgroup --no-loadscope-reorder   # Three workers on 2 cores; see tests/conftest.py.
 
 fuzz: $(STAMP)  # 1,000 mutated inputs per export endpoint and per loader (make test runs 20).
 	SUITE_FUZZ_COUNT=1000 $(BIN)/python -m pytest -q -n 2 --dist loadgroup --no-loadscope-reorder tests/test_fuzz.py

@@ -63,6 +63,8 @@ class Recipe(TrainRecipe):
     aug_shift: float = 0.08  # ROIs are not perfectly centred.
     aug_contrast: float = 0.3  # Night, glare and faded paint.
     aug_brightness: float = 0.3  # Fraction of the 0-255 range.
+    aug_saturation: float = 0.0  # Colour scaled by 1 +- this per image (0: off); faded paint, cheap sensors.
+    aug_blur: float = 0.0  # Strength of a random Gaussian blur (0: off); focus and motion.
     val_percent: int = 10  # Share of training tracks held out for validation.
     test_percent: int = 20  # Share of tracks for test when there is no Final_Test.
 
@@ -310,6 +312,10 @@ def augmenter(recipe: Recipe) -> keras.Sequential:
             keras.layers.RandomTranslation(recipe.aug_shift, recipe.aug_shift, fill_mode="reflect"),
             keras.layers.RandomContrast(recipe.aug_contrast, value_range=(0, 255)),
             keras.layers.RandomBrightness(recipe.aug_brightness, value_range=(0, 255)),
+            *([keras.layers.RandomSaturation(  # Keras' factor f scales saturation by f / (1 - f).
+                ((1 - recipe.aug_saturation) / (2 - recipe.aug_saturation), (1 + recipe.aug_saturation) / (2 + recipe.aug_saturation)),
+                value_range=(0, 255))] if recipe.aug_saturation else []),
+            *([keras.layers.RandomGaussianBlur(recipe.aug_blur, value_range=(0, 255))] if recipe.aug_blur else []),
         ]
     )
 

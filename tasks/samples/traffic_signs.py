@@ -3,6 +3,10 @@
 Each sign is drawn at 128 px on a transparent canvas (plate + pictogram), then placed into
 cluttered scenes under random perspective, rotation, scale, lighting, blur, noise and
 occlusion, with a GTSRB-like ~10% border, and saved as tracks of PPM frames with GT csv files.
+`Style` holds what was changed to look like real GTSRB crops (sizes, washed-out colour, muted
+roadside, haze, soft low-resolution frames, colour bleeding, JPEG history, narrow speed-limit
+digits); `bench/run.py --only signs_ablation` measures each on real images. `STYLE`, the
+default sample's, is still `BASELINE`.
 
 `tasks/traffic_signs.py` calls `make_data` lazily, so the drawing code loads only
 when data is made.
@@ -11,6 +15,8 @@ when data is made.
 from __future__ import annotations
 
 import csv
+import dataclasses
+import io
 import math
 from pathlib import Path
 
@@ -22,6 +28,33 @@ from tasks.traffic_signs import GT_COLUMNS, SIGNS
 
 RED, BLUE, YELLOW, BLACK, WHITE, GREY = (200, 20, 30), (20, 70, 170), (250, 190, 20), (20, 20, 20), (245, 245, 240), (120, 120, 120)
 S = 128  # Sign canvas size.
+
+
+@dataclasses.dataclass(frozen=True)
+class Style:
+    """How the sample looks, as knobs, so each change is measured on real images one at a time
+    (`bench/run.py --only signs_ablation`). The field defaults are the realistic style (real GTSRB
+    accuracy from generated data 52.0% -> 58.5%); `BASELINE` is the sample as it was."""
+
+    start_size: tuple[float, float] = (20, 34)  # Sign px in a track's first frame; real GTSRB crops are 25-60 px wide.
+    end_size: tuple[float, float] = (30, 80)  # ...and in its last frame (was 45-110: larger than most real signs).
+    saturation: tuple[float, float] = (0.3, 0.85)  # Per-track colour kept; real crops' median saturation is half ours.
+    muted_background: bool = True  # Roadside clutter in greys, greens and sky, not random saturated shapes.
+    dark_share: float = 0.3  # Share of dim tracks (dusk, shade), as before.
+    dim_gain: tuple[float, float] = (0.25, 0.6)  # Exposure of a dim track (darker made signs unreadable).
+    haze: float = 0.2  # Up to this share of a flat colour blended in: low contrast, glare, fog.
+    low_res: float = 0.3  # Chance a frame is made at half size and scaled up (soft, like GTSRB's small frames).
+    chroma_blur: float = 0.5  # Chance of colour bleeding (camera chroma subsampling).
+    jpeg: float = 0.3  # Chance of a JPEG round trip (quality 30-85) before the PPM is written.
+    narrow_digits: bool = True  # Speed limits in tall, narrow DIN-like digits, not the default font's wide ones.
+
+
+BASELINE = Style(start_size=(18, 40), end_size=(45, 110), saturation=(1.0, 1.0), muted_background=False,
+                 dark_share=0.3, dim_gain=(0.25, 0.6), haze=0.0, low_res=0.0, chroma_blur=0.0, jpeg=0.0,
+                 narrow_digits=False)
+# The default sample stays the one before until the default recipe meets its generated-data target on the
+# realistic style too: measured 96.3% against >= 98% (issue 18; docs/benchmarks.md, signs ablation).
+STYLE = BASELINE
 
 
 def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
@@ -68,15 +101,30 @@ def _person(d, x, y, h, fill, stride=0.25):
     d.line([(x, y + h * 0.25), (x + h * 0.2, y + h * 0.5)], fill=fill, width=w)
 
 
-def _pictogram(d: ImageDraw.ImageDraw, kind: str, color) -> None:
+def _narrow_text(d: ImageDraw.ImageDraw, text: str, color, size: int, squeeze: float) -> None:
+    """`text` centred, in tall narrow digits like the DIN 1451 lettering of German speed signs
+    (the default font's are about 1.6x wider: speed limits were the classes real images missed)."""
+    mask = Image.new("L", (S * 2, S), 0)
+    ImageDraw.Draw(mask).text((S, S / 2 + 2), text, fill=255, font=_font(size), anchor="mm", stroke_width=2, stroke_fill=255)
+    mask = mask.resize((int(S * 2 * squeeze), S), Image.Resampling.LANCZOS)
+    d.bitmap((int((S - mask.width) / 2), 0), mask, fill=color)
+
+
+def _pictogram(d: ImageDraw.ImageDraw, kind: str, color, narrow: bool = True) -> None:
     """Draws the pictogram `kind` centred on the 128 px canvas."""
     c = S / 2
-    if kind.startswith("text:"):
+    if kind.startswith("text:") and not narrow:  # The sample before `Style.narrow_digits`.
         text = kind[5:]
-        size = 50 if len(text) == 2 else 38
-        d.text((c, c + 2), text, fill=color, font=_font(size), anchor="mm", stroke_width=2, stroke_fill=color)
+        d.text((c, c + 2), text, fill=color, font=_font(50 if len(text) == 2 else 38), anchor="mm", stroke_width=2,
+               stroke_fill=color)
+    elif kind.startswith("text:"):
+        text = kind[5:]
+        _narrow_text(d, text, color, 64 if len(text) == 2 else 58, 0.6 if len(text) == 2 else 0.46)
     elif kind == "end80":
-        d.text((c, c + 2), "80", fill=GREY, font=_font(48), anchor="mm", stroke_width=2, stroke_fill=GREY)
+        if narrow:
+            _narrow_text(d, "80", GREY, 64, 0.6)
+        else:
+            d.text((c, c + 2), "80", fill=GREY, font=_font(48), anchor="mm", stroke_width=2, stroke_fill=GREY)
         for k in (-8, 0, 8):
             d.line([(30 + k, 98 + k), (98 + k, 30 + k)], fill=(70, 70, 70), width=3)
     elif kind in ("no_passing", "end_no_passing"):
@@ -166,7 +214,7 @@ def _pictogram(d: ImageDraw.ImageDraw, kind: str, color) -> None:
             _arrow(d, pts, 8, WHITE, 14)
 
 
-def render_sign(class_id: int, rng: np.random.Generator) -> Image.Image:
+def render_sign(class_id: int, rng: np.random.Generator, style: Style = STYLE) -> Image.Image:
     """The clean sign of `class_id` on a transparent 128 px canvas, colours jittered."""
     plate, picto = SIGNS[class_id]
     fade = rng.uniform(0.8, 1.0)  # Sun-bleached paint.
@@ -202,11 +250,11 @@ def render_sign(class_id: int, rng: np.random.Generator) -> Image.Image:
     elif plate == "priority":
         d.polygon([(S / 2, 2), (S - 2, S / 2), (S / 2, S - 2), (2, S / 2)], fill=col(WHITE), outline=(60, 60, 60))
         d.polygon([(S / 2, 22), (S - 22, S / 2), (S / 2, S - 22), (22, S / 2)], fill=col(YELLOW))
-    _pictogram(d, picto, col(BLACK))
+    _pictogram(d, picto, col(BLACK), style.narrow_digits)
     return img
 
 
-def _background(rng: np.random.Generator, w: int, h: int) -> Image.Image:
+def _background(rng: np.random.Generator, w: int, h: int, muted: bool = True) -> Image.Image:
     """Cluttered roadside: sky, foliage or facade colours, shapes, noise, blur."""
     palettes = [[(120, 160, 210), (70, 110, 60)], [(90, 100, 90), (150, 140, 120)],
                 [(40, 50, 60), (100, 90, 80)], [(180, 180, 190), (60, 80, 50)], [(30, 30, 35), (70, 70, 80)]]
@@ -219,7 +267,11 @@ def _background(rng: np.random.Generator, w: int, h: int) -> Image.Image:
     for _ in range(rng.integers(3, 12)):
         x, y = rng.integers(-w // 2, w, 2)
         sx, sy = rng.integers(w // 8 + 1, w, 2)
-        color = tuple(int(v) for v in rng.integers(20, 230, 3))
+        if muted:  # A shade of the scene's own colours: foliage, wall, sky, asphalt.
+            color = tuple(int(v) for v in np.clip((top if rng.random() < 0.5 else bottom) * rng.uniform(0.4, 1.4)
+                                                  + rng.normal(0, 12, 3), 0, 255))
+        else:
+            color = tuple(int(v) for v in rng.integers(20, 230, 3))
         shape = rng.integers(3)
         if shape == 0:
             d.rectangle([x, y, x + sx, y + sy], fill=color)
@@ -227,6 +279,12 @@ def _background(rng: np.random.Generator, w: int, h: int) -> Image.Image:
             d.ellipse([x, y, x + sx, y + sy], fill=color)
         else:
             d.line([(x, y), (x + sx, y + sy)], fill=color, width=int(rng.integers(1, 5)))
+    if muted:  # Leaves and bricks: texture at several scales rather than flat fills.
+        arr = np.asarray(img, np.float32)
+        for cells in (4, 16):
+            bumps = Image.fromarray(rng.uniform(0, 255, (cells, cells)).astype(np.uint8)).resize((w, h), Image.Resampling.BICUBIC)
+            arr = arr * (0.75 + 0.5 * np.asarray(bumps, np.float32)[..., None] / 255)
+        img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
     return img.filter(ImageFilter.GaussianBlur(rng.uniform(0.5, 2.5)))
 
 
@@ -239,7 +297,8 @@ def _perspective_coeffs(src: list, dst: list) -> list:
     return np.linalg.solve(np.array(a, float), np.array(src, float).reshape(8)).tolist()
 
 
-def render_frame(sign: Image.Image, rng: np.random.Generator, size: int, track: dict) -> tuple[Image.Image, list]:
+def render_frame(sign: Image.Image, rng: np.random.Generator, size: int, track: dict,
+                 style: Style = STYLE) -> tuple[Image.Image, list]:
     """One GTSRB-like image of `sign` at about `size` px, and its ROI."""
     # Perspective: the sign seen from off-axis; corners pulled by the track's view.
     j = track["skew"]
@@ -268,38 +327,56 @@ def render_frame(sign: Image.Image, rng: np.random.Generator, size: int, track: 
     # Lighting: exposure, gamma, colour cast and a soft shadow gradient.
     gain = track["gain"] * rng.uniform(0.9, 1.1)
     gx = np.linspace(1 - track["shade"], 1 + track["shade"], w)[None, :, None]
+    grey = arr.mean(axis=2, keepdims=True)  # Washed-out colour: paint, haze, a cheap sensor.
+    arr = grey + (arr - grey) * track["saturation"]
+    arr = arr * (1 - track["haze"]) + track["haze_color"] * track["haze"]
     arr = 255 * np.clip(arr / 255 * gain * gx * track["cast"], 0, 1) ** track["gamma"]
     img = Image.fromarray(arr.astype(np.uint8))
     blur = track["blur"] + rng.uniform(0, 0.4) * size / 40
     if blur > 0.15:
         img = img.filter(ImageFilter.GaussianBlur(blur))
+    if style.low_res and rng.random() < style.low_res:  # Fewer real pixels than the file has: soft, blocky edges.
+        img = img.resize((max(4, w // 2), max(4, h // 2)), Image.Resampling.BILINEAR).resize((w, h), Image.Resampling.BILINEAR)
     noisy = np.asarray(img, np.float32) + rng.normal(0, track["noise"], (h, w, 3))
     img = Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8))
+    if style.chroma_blur and rng.random() < style.chroma_blur:  # Colour bleeds across edges; brightness stays sharp.
+        y, cb, cr = img.convert("YCbCr").split()
+        radius = rng.uniform(0.8, 2.0)
+        img = Image.merge("YCbCr", (y, cb.filter(ImageFilter.GaussianBlur(radius)),
+                                    cr.filter(ImageFilter.GaussianBlur(radius)))).convert("RGB")
+    if style.jpeg and rng.random() < style.jpeg:  # Compression history, as from a camera or a re-encoded video.
+        buffer = io.BytesIO()
+        img.save(buffer, format="JPEG", quality=int(rng.integers(30, 86)))
+        img = Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
     return img, [ox, oy, ox + sign_w - 1, oy + sign_h - 1]
 
 
 def _render_track(job: tuple) -> list:
     """Renders one track (one physical sign, several frames) and writes its PPMs."""
-    seed, split, class_id, track_id, frames, out_dir, test_offset = job
+    seed, split, class_id, track_id, frames, out_dir, test_offset, style = job
     rng = np.random.default_rng([seed, split, class_id, track_id])
-    sign = render_sign(class_id, rng)
+    sign = render_sign(class_id, rng, style)
     track = {
         "skew": rng.uniform(0, 14, 8) * rng.uniform(0, 1),
         "angle": rng.normal(0, 5),
-        "background": _background(rng, 64, 64),
+        "background": _background(rng, 64, 64, style.muted_background),
         "occlude": rng.random() < 0.12,
-        "gain": rng.choice([rng.uniform(0.25, 0.6), rng.uniform(0.6, 1.4)], p=[0.3, 0.7]),
+        "gain": rng.choice([rng.uniform(*style.dim_gain), rng.uniform(0.6, 1.4)], p=[style.dark_share, 1 - style.dark_share]),
         "gamma": rng.uniform(0.7, 1.4),
         "cast": rng.uniform(0.85, 1.15, 3),
         "shade": rng.uniform(0, 0.3),
         "blur": rng.uniform(0, 0.8),
         "noise": rng.uniform(1, 9),
     }
-    start, end = rng.uniform(18, 40), rng.uniform(45, 110)
+    start, end = rng.uniform(*style.start_size), rng.uniform(*style.end_size)
+    # Knobs that are off draw nothing, so `BASELINE` writes the very sample it wrote before they existed.
+    track["saturation"] = rng.uniform(*style.saturation) if style.saturation != (1.0, 1.0) else 1.0
+    track["haze"] = rng.uniform(0, style.haze) if style.haze else 0.0
+    track["haze_color"] = rng.uniform(60, 230) + rng.normal(0, 10, 3) if style.haze else 0.0
     rows = []
     for f in range(frames):  # Like GTSRB tracks: the sign grows as the car approaches.
         size = int(start + (end - start) * f / max(1, frames - 1))
-        img, roi = render_frame(sign, rng, size, track)
+        img, roi = render_frame(sign, rng, size, track, style)
         name = f"{test_offset + f:05d}.ppm" if split else f"{track_id:05d}_{f:05d}.ppm"
         img.save(Path(out_dir) / name, format="PPM")
         rows.append([name, img.width, img.height, *roi, class_id])
@@ -313,7 +390,7 @@ def _write_gt(path: Path, rows: list) -> None:
         writer.writerows(rows)
 
 
-def make_data(out_dir: Path, size: int, seed: int) -> None:
+def make_data(out_dir: Path, size: int, seed: int, style: Style = STYLE) -> None:
     """Writes about `size` training images (plus 20% test) in GTSRB's layouts.
 
     Training: `Final_Training/Images/000NN/TTTTT_FFFFF.ppm` with `GT-000NN.csv`,
@@ -328,13 +405,13 @@ def make_data(out_dir: Path, size: int, seed: int) -> None:
     for c in range(len(SIGNS)):
         class_dir = out_dir / "Final_Training" / "Images" / f"{c:05d}"
         class_dir.mkdir(parents=True, exist_ok=True)
-        jobs += [(seed, 0, c, t, frames, class_dir, 0) for t in range(tracks)]
+        jobs += [(seed, 0, c, t, frames, class_dir, 0, style) for t in range(tracks)]
     test_dir = out_dir / "Final_Test" / "Images"
     test_dir.mkdir(parents=True, exist_ok=True)
     n = 0
     for t in range(test_tracks):
         for c in range(len(SIGNS)):
-            jobs.append((seed, 1, c, t, 1, test_dir, n))
+            jobs.append((seed, 1, c, t, 1, test_dir, n, style))
             n += 1
     # One process: ~2 ms an image (20 s for the default set) does not pay for a
     # process pool, which would also re-import TensorFlow in every worker.
