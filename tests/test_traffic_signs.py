@@ -165,3 +165,18 @@ def test_ppm_header_comments_are_skipped(tmp_path):
     (tmp_path / "c.ppm").write_bytes(data)
     assert check_image_file(tmp_path / "c.ppm") is None
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "c.ppm")), pixels)
+
+
+def test_realistic_style_writes_a_sample_the_loader_reads_with_washed_out_colour(tmp_path):
+    """`Style()` (the realistic sample, measured in bench/run.py's signs ablation) goes through every knob:
+    the loader reads it, and its colours are duller than the baseline's, as real GTSRB crops are."""
+    from tasks.samples import traffic_signs as gen
+
+    saturation = {}
+    for name, style in (("baseline", gen.BASELINE), ("realistic", gen.Style())):
+        gen.make_data(tmp_path / name, 215, 0, style)
+        data = ts.load_data(tmp_path / name, ts.RECIPES["smoke"])
+        written = list((tmp_path / name).rglob("*.ppm"))
+        assert len(data.splits["all"]) == len(written) >= 215 and not data.report.skipped
+        saturation[name] = np.mean([np.asarray(Image.open(p).convert("HSV"))[..., 1].mean() for p in data.splits["all"].paths])
+    assert saturation["realistic"] < 0.8 * saturation["baseline"], saturation
