@@ -120,8 +120,6 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    import tempfile
-
     from suite.runs import load_trained, summary
 
     task = get_task(args.task)
@@ -132,9 +130,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         raise UserError(f"Expected a split in {sorted(data.splits)}. Received: {args.split!r}")
     if len(data.splits[args.split]) == 0:
         raise UserError(f"Expected examples in split '{args.split}' of {data_dir}. Received: none.")
-    with tempfile.TemporaryDirectory() as scratch:
-        out = Path(args.out) if args.out else Path(scratch)
-        metrics = task.evaluate(model, data.splits[args.split], recipe, meta.get("class_names", data.class_names), out)
+    out = Path(args.out) if args.out else None  # No --out: the metrics only, no plots.
+    metrics = task.evaluate(model, data.splits[args.split], recipe, meta.get("class_names", data.class_names), out)
     result = {"task": task.name, "model": str(args.model or "latest run"), "data": str(data_dir),
               "split": args.split, "skipped_files": len(data.report.skipped), **metrics}
     if args.json:

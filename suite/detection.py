@@ -242,10 +242,12 @@ def detection_metrics(
 
 def save_pr_curves(truth: Sequence[tuple[np.ndarray, np.ndarray]],
                    predictions: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
-                   class_names: Sequence[str], out_dir: Path) -> None:
-    """`pr_curves.png`: precision-recall at IoU 0.5, one curve per class present."""
+                   class_names: Sequence[str], out_dir: Path | None) -> None:
+    """`pr_curves.png`: precision-recall at IoU 0.5, one curve per class present (nothing when `out_dir` is None)."""
     from suite.metrics import plot_pr, precision_recall
 
+    if out_dir is None:
+        return
     curves = {}
     for c, name in enumerate(class_names):
         flags, scores, n_gt = [], [], 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 
 
@@ -37,6 +38,9 @@ def graph_error_cause(message: str) -> str:
         text = line.strip()
         if not text or text.startswith(("Graph execution error", "Detected at node", "<stack traces", "[[", "File ")):
             continue
+        # From inside a nested function (an export's endpoint, the shared image decoder) the line starts with
+        # the function's name: `{{function_node __inference_...}} assertion failed: [...]`.
+        text = re.sub(r"^(\{\{function_node [^}]*\}\}\s*)+", "", text)
         if text.startswith("assertion failed: [") and text.endswith("]"):
             text = text[len("assertion failed: ["):-1]
         return text.replace("\\'", "'")

@@ -85,13 +85,18 @@ def classification_compile_args(recipe) -> dict:
 
 
 def evaluate_classifier(
-    labels: np.ndarray, probabilities: np.ndarray, class_names: Sequence[str], out_dir: Path
+    labels: np.ndarray, probabilities: np.ndarray, class_names: Sequence[str], out_dir: Path | None
 ) -> dict:
     """`classification_metrics` plus the expected calibration error (`ece`, 15
     bins of top-class confidence), with the confusion matrix, a reliability
-    diagram and one-vs-rest precision-recall curves written to `out_dir`."""
+    diagram and one-vs-rest precision-recall curves written to `out_dir`
+    (nothing written when it is None: the plots cost about a second a call)."""
     metrics = classification_metrics(labels, probabilities, class_names)
-    save_confusion(metrics.pop("confusion_matrix"), class_names, out_dir)
+    cm = metrics.pop("confusion_matrix")
+    if out_dir is None:
+        metrics["ece"] = calibration(np.asarray(labels), np.asarray(probabilities))[0]
+        return metrics
+    save_confusion(cm, class_names, out_dir)
     metrics["ece"] = save_calibration_and_pr(np.asarray(labels), np.asarray(probabilities), class_names, out_dir)
     return metrics
 
@@ -125,6 +130,21 @@ def plot_pr(curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str, path: 
     plt.close(fig)
 
 
+def calibration(labels: np.ndarray, probabilities: np.ndarray, bins: int = 15
+                ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+    """The expected calibration error over `bins` bins of top-class confidence,
+    and per bin the example count, the accuracy and the mean confidence."""
+    if not len(labels):
+        return float("nan"), np.zeros(bins), np.zeros(bins), np.zeros(bins)
+    confidence, correct = probabilities.max(1), (probabilities.argmax(1) == labels).astype(float)
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(confidence, edges) - 1, 0, bins - 1)
+    counts = np.bincount(which, minlength=bins)
+    accuracy = np.bincount(which, correct, bins) / np.maximum(counts, 1)
+    mean_conf = np.bincount(which, confidence, bins) / np.maximum(counts, 1)
+    return float(np.sum(counts / len(labels) * np.abs(accuracy - mean_conf))), counts, accuracy, mean_conf
+
+
 def save_calibration_and_pr(labels: np.ndarray, probabilities: np.ndarray, class_names: Sequence[str],
                             out_dir: Path, bins: int = 15) -> float:
     """Writes `calibration.png` (reliability diagram) and `pr_curves.png` (micro
@@ -138,13 +158,7 @@ def save_calibration_and_pr(labels: np.ndarray, probabilities: np.ndarray, class
     out_dir.mkdir(parents=True, exist_ok=True)
     if not len(labels):
         return float("nan")
-    confidence, correct = probabilities.max(1), (probabilities.argmax(1) == labels).astype(float)
-    edges = np.linspace(0, 1, bins + 1)
-    which = np.clip(np.digitize(confidence, edges) - 1, 0, bins - 1)
-    counts = np.bincount(which, minlength=bins)
-    accuracy = np.bincount(which, correct, bins) / np.maximum(counts, 1)
-    mean_conf = np.bincount(which, confidence, bins) / np.maximum(counts, 1)
-    ece = float(np.sum(counts / len(labels) * np.abs(accuracy - mean_conf)))
+    ece, counts, accuracy, mean_conf = calibration(labels, probabilities, bins)
     fig, ax = plt.subplots(figsize=(4.5, 4))
     used = counts > 0
     ax.bar(mean_conf[used], accuracy[used], width=1 / bins, alpha=0.7, edgecolor="k", label="accuracy")

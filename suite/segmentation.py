@@ -189,14 +189,14 @@ def instance_scores(iou: np.ndarray) -> dict:
     return {"dsb": float(np.mean(precisions)), "tp50": tp50, "fp50": npred - tp50, "fn50": nt - tp50}
 
 
-def instance_metrics(results: Sequence[tuple], out_dir: Path) -> dict:
+def instance_metrics(results: Sequence[tuple], out_dir: Path | None) -> dict:
     """Instance metrics over images, and `per_image.csv` in `out_dir`.
 
     Args:
         results: per image `(image_id, true instances [h, w], true classes
             [n + 1] (index 0 background), predicted instances [h, w],
             predicted classes [m])`; class 1 is atypical.
-        out_dir: where `per_image.csv` goes.
+        out_dir: where `per_image.csv` goes (not written when None).
 
     Returns:
         `f1_50` (F1 at IoU 0.5), `dsb_score`, precision and recall at 0.5,
@@ -218,12 +218,12 @@ def instance_metrics(results: Sequence[tuple], out_dir: Path) -> dict:
         aty_pred += int((pred_class == 1).sum())
         aty_pred_right += int(sum(pred_class[j] == 1 and true_aty[i] for i, j in pairs))
         rows.append((image_id, int(true.max()), int(pred.max()), s["dsb"], s["tp50"], s["fp50"], s["fn50"]))
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with (out_dir / "per_image.csv").open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["image_id", "true_nuclei", "predicted_nuclei", "dsb_score", "tp50", "fp50", "fn50"])
-        writer.writerows(rows)
+    if out_dir is not None:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        with (Path(out_dir) / "per_image.csv").open("w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["image_id", "true_nuclei", "predicted_nuclei", "dsb_score", "tp50", "fp50", "fn50"])
+            writer.writerows(rows)
     true_n = np.array([r[1] for r in rows], float)
     pred_n = np.array([r[2] for r in rows], float)
     return {

@@ -88,10 +88,11 @@ class CompileArgs(Protocol[R_contra]):
 
 
 class Evaluate(Protocol[R_contra, E_contra]):
-    """Metrics of a Keras model or a loaded export of this task; may write plots to `out_dir`."""
+    """Metrics of a Keras model or a loaded export of this task; may write plots and tables to `out_dir`
+    (None: the metrics only, as the matrix asks for every condition but the clean one)."""
 
     def __call__(self, model: Any, examples: E_contra, recipe: R_contra, class_names: list[str],
-                 out_dir: Path, /) -> dict[str, Any]: ...
+                 out_dir: Path | None, /) -> dict[str, Any]: ...
 
 
 class ExportEndpoints(Protocol[R_contra]):
@@ -153,7 +154,8 @@ class Task(Generic[R, E]):
             `metrics` for `model.compile`; called inside the strategy scope.
         evaluate: `Evaluate`: `(model, examples, recipe, class_names,
             out_dir) -> dict`; `model` is a Keras model or a loaded SavedModel
-            of this task; may write plots and tables to `out_dir`.
+            of this task; may write plots and tables to `out_dir` (None:
+            metrics only).
         export_endpoints: `ExportEndpoints`: `(model, recipe, class_names) ->
             {name: (function, input_signature)}`; the first is the default
             serving signature. Pre- and postprocessing live inside them.

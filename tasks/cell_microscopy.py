@@ -361,7 +361,7 @@ def _segment_fn(model: keras.Model, recipe: Recipe):
     return segment
 
 
-def evaluate(model, examples: Cells, recipe: Recipe, class_names: list[str], out_dir: Path) -> dict:
+def evaluate(model, examples: Cells, recipe: Recipe, class_names: list[str], out_dir: Path | None) -> dict:
     """F1 at IoU 0.5 (primary), DSB 2018 score, pixel Dice and IoU, count error,
     atypical recall and precision; `per_image.csv` in `out_dir`."""
     segment = tf.function(_segment_fn(model, recipe), reduce_retracing=True) if isinstance(model, keras.Model) \

@@ -274,7 +274,7 @@ def hazard_metrics(truth_levels: list[int], predicted: list[int]) -> dict:
     }
 
 
-def evaluate(model, examples: det.Detections, recipe: Recipe, class_names: list[str], out_dir: Path) -> dict:
+def evaluate(model, examples: det.Detections, recipe: Recipe, class_names: list[str], out_dir: Path | None) -> dict:
     """mAP50 over classes (primary), per-class AP, and for sets with true
     distances the hazard: danger recall, false-alarm rate, distance error."""
     levels, said, errors = [], [], []

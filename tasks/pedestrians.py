@@ -181,7 +181,7 @@ def load_data(data_dir: Path, recipe: Recipe) -> LoadedData:
 # YOLOv8 and its pipeline are the core's (suite/detection.py); what is ours is the person class.
 
 
-def evaluate(model, examples: det.Detections, recipe: Recipe, class_names: list[str], out_dir: Path) -> dict:
+def evaluate(model, examples: det.Detections, recipe: Recipe, class_names: list[str], out_dir: Path | None) -> dict:
     """AP50 (primary), mAP over IoU 0.5-0.95, AP75, recall, AP50 by object size."""
     truth, predictions = det.detect_all(model, examples, lambda: det.detect_fn(model, recipe, class_names))
     det.save_pr_curves(truth, predictions, class_names, out_dir)

@@ -366,7 +366,7 @@ def _probabilities(model, ds: tf.data.Dataset) -> np.ndarray:
     return np.concatenate([model.serve_waveform(w)["probabilities"].numpy() for w in x])
 
 
-def evaluate(model, examples: Clips, recipe: Recipe, class_names: list[str], out_dir: Path) -> dict:
+def evaluate(model, examples: Clips, recipe: Recipe, class_names: list[str], out_dir: Path | None) -> dict:
     """Accuracy (primary), macro-F1, per-class and per-speaker accuracy; confusion matrix."""
     ds = dataset(examples, recipe, False, 256, list(class_names))
     labels = np.concatenate([y.numpy() for _, y in ds])

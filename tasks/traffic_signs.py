@@ -369,7 +369,7 @@ def _probabilities(model, examples: Signs, recipe: Recipe, class_names: list[str
     )
 
 
-def evaluate(model, examples: Signs, recipe: Recipe, class_names: list[str], out_dir: Path) -> dict:
+def evaluate(model, examples: Signs, recipe: Recipe, class_names: list[str], out_dir: Path | None) -> dict:
     """Accuracy (primary), macro-F1, per-class accuracy; confusion matrix CSV and PNG."""
     return evaluate_classifier(examples.labels, _probabilities(model, examples, recipe, class_names), class_names, out_dir)
 

@@ -394,7 +394,7 @@ def _transcribe(model, examples: Utterances, recipe: Recipe, tokens: list[str]) 
     return [t.decode() for batch in out for t in batch.numpy()]
 
 
-def evaluate(model, examples: Utterances, recipe: Recipe, class_names: list[str], out_dir: Path) -> dict:
+def evaluate(model, examples: Utterances, recipe: Recipe, class_names: list[str], out_dir: Path | None) -> dict:
     """Word accuracy (1 - WER, floored at 0; primary), WER, CER, sentence accuracy, per-speaker WER,
     and the most frequent word confusions."""
     hyps = _transcribe(model, examples, recipe, list(class_names))
@@ -413,9 +413,10 @@ def evaluate(model, examples: Utterances, recipe: Recipe, class_names: list[str]
     if wrong:
         pairs, counts = np.unique([f"{r} -> {h or '(nothing)'}" for r, h in wrong], return_counts=True)
         metrics["most_missed"] = dict(sorted(zip(pairs.tolist(), counts.tolist()), key=lambda p: -p[1])[:10])
-    Path(out_dir).mkdir(parents=True, exist_ok=True)
-    (Path(out_dir) / "transcripts.tsv").write_text(
-        "reference\thypothesis\n" + "".join(f"{r}\t{h}\n" for r, h in zip(refs, hyps)), encoding="utf-8")
+    if out_dir is not None:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        (Path(out_dir) / "transcripts.tsv").write_text(
+            "reference\thypothesis\n" + "".join(f"{r}\t{h}\n" for r, h in zip(refs, hyps)), encoding="utf-8")
     return metrics
 
 
