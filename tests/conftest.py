@@ -58,15 +58,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def run_cli(*args: str, cwd: Path, check: bool = True, env: dict[str, str] | None = None,
-            fresh: bool = False) -> subprocess.CompletedProcess:
+            fresh: bool | None = None) -> subprocess.CompletedProcess:
     """Runs `suite ARGS` from `cwd` as a user would, and returns its exit code and output.
 
     `suite train`, a call with `env` added to the environment, and `fresh=True` run in a new
     process (a training run's numbers and a process's environment are what they would be for a
-    user). Every other command runs in this process through `suite.cli.main`, the same code
-    behind the same argument parser, which saves a TensorFlow start (seconds) per call.
+    user); `fresh=False` keeps a `train` that is refused before it starts in this process. Every
+    other command runs in this process through `suite.cli.main`, the same code behind the same
+    argument parser, which saves a TensorFlow start (seconds) per call.
     """
-    if fresh or env or args[0] == "train":
+    if fresh or env or (args[0] == "train" and fresh is None):
         proc = subprocess.run(
             [sys.executable, "-m", "suite.cli", *args],
             cwd=cwd,

@@ -207,9 +207,9 @@ def test_mismatched_input_and_unknown_layer(tmp_path):
 
 
 def test_cli_needs_from_for_transfer(tmp_path):
-    proc = run_cli("train", "traffic_signs", "--approach", "transfer", cwd=tmp_path, check=False)
+    proc = run_cli("train", "traffic_signs", "--approach", "transfer", cwd=tmp_path, check=False, fresh=False)
     assert proc.returncode == 2
     assert "Expected --from RUN_DIR|SAVEDMODEL_DIR|MODEL.keras|WEIGHTS.h5|imagenet:NAME|preset:NAME with --approach transfer. " \
            "Received: no --from." in proc.stderr
-    proc = run_cli("train", "traffic_signs", "--from", "x", cwd=tmp_path, check=False)
+    proc = run_cli("train", "traffic_signs", "--from", "x", cwd=tmp_path, check=False, fresh=False)
     assert proc.returncode == 2 and "Expected no --from with --approach scratch" in proc.stderr

@@ -167,6 +167,6 @@ def test_transfer_keeps_the_unet_and_starts_from_its_weights(smoke):
     source = keras.saving.load_model(work / "run" / "best.keras")
     assert config["layers_transferred"] == sum(1 for layer in source.layers if layer.weights)
     proc = run_cli("train", "cell_microscopy", "--data", "data", "--recipe", "smoke", "--approach", "features",
-                   "--from", "run", "--run-dir", "features", cwd=work, check=False)
+                   "--from", "run", "--run-dir", "features", cwd=work, check=False, fresh=False)
     assert proc.returncode == 2
     assert "Expected a classification task for --approach features" in proc.stderr

@@ -28,6 +28,20 @@ def _export_with(smoke: dict, tmp_path: Path, **changes) -> Path:
     return tmp_path / "exports" / "1"
 
 
+def _relabelled(export: Path, tmp_path: Path, **changes) -> Path:
+    """A copy of an export whose `suite.json` records other recipe values. For values that act after the
+    graph (a detector's `draw_threshold`: its endpoints never read it, as `_same_boxes` shows for
+    machinery_proximity) this is what exporting a run trained with `--set key=value` gives, without
+    tracing the detector again (~20 s)."""
+    copy = tmp_path / "relabelled" / "1"
+    shutil.copytree(export, copy)
+    meta = json.loads((copy / "suite.json").read_text())
+    assert set(changes) <= set(meta["recipe"])
+    meta["recipe"].update(changes)
+    (copy / "suite.json").write_text(json.dumps(meta))
+    return copy
+
+
 def _scores(export: Path, image: Path) -> list[float]:
     loaded = tf.saved_model.load(str(export))  # Held: its endpoints need its variables alive.
     out = loaded.serve_bytes(tf.constant(image.read_bytes()))
@@ -54,8 +68,7 @@ def _shown(line: str) -> tuple[int, float]:
 def test_predict_counts_boxes_at_the_exports_draw_threshold(smoke, tmp_path):
     work = smoke["work"]
     image = sorted((work / "data" / "PNGImages").glob("*.png"))[0]
-    counted, again = {}, _export_with(smoke, tmp_path, draw_threshold=0.0)
-    _same_boxes(smoke["export"], again, image)
+    counted, again = {}, _relabelled(smoke["export"], tmp_path, draw_threshold=0.0)
     for threshold, export in ((0.4, smoke["export"]), (0.0, again)):
         shown, said = _shown(run_cli("predict", "pedestrians", str(image), "--model", str(export), cwd=work).stdout)
         assert said == threshold

@@ -112,6 +112,7 @@ def test_matrix_on_the_smoke_export(every_task, name, tmp_path):
     for family in families:
         assert sum(c["n"] for c in cells.values() if c.get("family") == family) == row["test_examples"]
     assert row["params"] > 0 and row["size_mb"] > 0 and row["latency_p50_ms"] > 0 and row["throughput_per_s_batch32"] > 0
+    assert 8 <= row["latency_calls"] <= 32
     # Some corruption at severity 3 changes the metrics: the corruption reached the model.
     assert any(cells[f"{c}@3"]["metrics"] != cells["clean"]["metrics"] for c in task.corruptions)
 
