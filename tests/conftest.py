@@ -63,9 +63,11 @@ def run_cli(*args: str, cwd: Path, check: bool = True, env: dict[str, str] | Non
 
     `suite train`, a call with `env` added to the environment, and `fresh=True` run in a new
     process (a training run's numbers and a process's environment are what they would be for a
-    user); `fresh=False` keeps a `train` that is refused before it starts in this process. Every
-    other command runs in this process through `suite.cli.main`, the same code behind the same
-    argument parser, which saves a TensorFlow start (seconds) per call.
+    user). `fresh=False` keeps a `train` in this process: one refused before it starts, or an
+    approach's run (transfer, features) whose plumbing the test checks; smoke recipes are
+    deterministic and seeded, so its numbers are a fresh process's. Every other command runs in
+    this process through `suite.cli.main`, the same code behind the same argument parser, which
+    saves a TensorFlow start (seconds) per call.
     """
     if fresh or env or (args[0] == "train" and fresh is None):
         proc = subprocess.run(

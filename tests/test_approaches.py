@@ -61,7 +61,7 @@ def test_features_svm_matches_its_export(smoke):
                else ["--set", f"feature_layer={flat.name}"])
     # Two C values keep the test short (LinearSVC at C=1 converges slowly on 1,024 features).
     run_cli("train", task.name, "--data", "data", "--recipe", "smoke", "--approach", "features",
-            "--from", "run", "--run-dir", "features", "--set", "svm_c=0.003,0.03", *options, cwd=work)
+            "--from", "run", "--run-dir", "features", "--set", "svm_c=0.003,0.03", *options, cwd=work, fresh=False)
     svm = json.loads((work / "features" / "svm.json").read_text())
     config = json.loads((work / "features" / "config.json").read_text())
     assert config["approach"] == "features" and config["source"].endswith("best.keras")
@@ -90,7 +90,8 @@ def test_features_svm_matches_its_export(smoke):
 def test_transfer_freezes_the_body_then_fine_tunes(smoke):
     task, work = smoke["task"], smoke["work"]
     run_cli("train", task.name, "--data", "data", "--recipe", "smoke", "--approach", "transfer",
-            "--from", "exports", "--run-dir", "transfer", "--set", "head_epochs=2", "--set", "epochs=3", cwd=work)
+            "--from", "exports", "--run-dir", "transfer", "--set", "head_epochs=2", "--set", "epochs=3", cwd=work,
+            fresh=False)
     run = work / "transfer"
     config = json.loads((run / "config.json").read_text())
     assert config["approach"] == "transfer" and config["kept"] in ("head", "finetune")
@@ -141,7 +142,7 @@ def test_transfer_to_new_classes(smoke, tmp_path):
     _spoken_digits(tmp_path / "digits")
     run_cli("train", task.name, "--data", str(tmp_path / "digits"), "--recipe", "smoke", "--approach", "transfer",
             "--from", str(work / "run"), "--run-dir", str(tmp_path / "run"),
-            "--set", "head_epochs=6", "--set", "epochs=6", cwd=work)
+            "--set", "head_epochs=6", "--set", "epochs=6", cwd=work, fresh=False)
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["class_names"] == ["one", "three", "two", "zero"]
     model = keras.saving.load_model(tmp_path / "run" / "best.keras")

@@ -162,7 +162,7 @@ def test_transfer_keeps_the_unet_and_starts_from_its_weights(smoke):
 
     work = smoke["work"]
     run_cli("train", "cell_microscopy", "--data", "data", "--recipe", "smoke", "--approach", "transfer",
-            "--from", "run", "--run-dir", "transfer", "--set", "epochs=1", cwd=work)
+            "--from", "run", "--run-dir", "transfer", "--set", "epochs=1", cwd=work, fresh=False)
     config = json.loads((work / "transfer" / "config.json").read_text())
     source = keras.saving.load_model(work / "run" / "best.keras")
     assert config["layers_transferred"] == sum(1 for layer in source.layers if layer.weights)
