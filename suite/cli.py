@@ -343,7 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="run dir or SavedModel version dir; defaults to the latest run")
     p.add_argument("--data", help="dataset folder or a fetched source's name; defaults to datasets/TASK")
     p.add_argument("--split", default="test", choices=["train", "val", "test", "all"])
-    p.add_argument("--out", help="folder for plots and tables")
+    p.add_argument("--out", help="folder for plots and tables (without it: the metrics only)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(fn=cmd_evaluate)
 

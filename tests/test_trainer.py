@@ -33,6 +33,7 @@ for _name, _task in TASKS.items():
     _PATHS.setdefault((_task.dataset, _task.build_model, _task.compile_args), _name)
 
 
+@pytest.mark.slow  # 30-110 s each: among the other slow tests, not in the quick tail the workers end on.
 @pytest.mark.parametrize("name", list(_PATHS.values()))
 def test_mirrored_strategy_on_two_cpus_trains(name, tmp_path):
     task = TASKS[name]
