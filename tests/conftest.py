@@ -5,7 +5,7 @@ so the trainer can be tested under MirroredStrategy on a CPU-only machine
 `make test` runs three pytest-xdist workers (`-n 3 --dist loadgroup`) on the 2
 cores: the tests wait on subprocesses, locks and TensorFlow start-ups as well as
 compute, and a third worker fills those gaps (measured on the same tree: 965 s at
-169% CPU with two workers, 877 s at 190% with three). The tests
+169% CPU with two workers, 877 s at 190% with three; 781-828 s at 32bc828 and after). The tests
 of one task's smoke model form one group, and a smoke model is built once per
 test session, by whichever worker needs it first, under a file lock.
 `SUITE_REQUIRE_REALDATA=1` (set by `.ci/run`) turns a missing
