@@ -160,8 +160,9 @@ def smoke(request, tmp_path_factory) -> dict:
 
 
 # The order the workers take work in (`make test` runs `--no-loadscope-reorder`): the costliest
-# smoke groups first, then other slow tests, then the quick ones, and last the matrix over every
-# task, which needs all five smoke models (built by then, so its worker does not wait on a lock).
+# smoke groups first, then the matrix over every task (it needs all five smoke models: its worker
+# waits on the last builds' locks while the other two keep both cores busy; run last, it was the tail
+# of the run, one worker busy), then other slow tests, then the quick ones.
 _SMOKE_ORDER = ["machinery_proximity", "pedestrians", "speech_commands", "cell_microscopy", "traffic_signs"]
 
 
@@ -184,7 +185,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if group and group.startswith("smoke-") and group[6:] in _SMOKE_ORDER:
             rank[item.nodeid] = (_SMOKE_ORDER.index(group[6:]), index)
         elif group == "matrix":
-            rank[item.nodeid] = (len(_SMOKE_ORDER) + 2, index)
+            rank[item.nodeid] = (len(_SMOKE_ORDER) - 0.5, index)
         else:
             rank[item.nodeid] = (len(_SMOKE_ORDER) + (0 if item.get_closest_marker("slow") else 1), index)
     items.sort(key=lambda item: rank[item.nodeid])
