@@ -74,7 +74,7 @@ def cmd_data_make(args: argparse.Namespace) -> None:
         raise UserError(f"Expected an empty or absent folder. Received: {out}, which holds files. Use --force to overwrite.")
     size = args.size or task.sample_size
     print(f"[{task.name}] writing {size} sample examples to {out} ...", flush=True)
-    task.make_data(out, size, args.seed)
+    task.make_data(out, size, args.seed, args.style)
     print(f"[{task.name}] done: {out}")
 
 
@@ -305,6 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="folder; defaults to datasets/TASK")
     p.add_argument("--size", type=int, help="number of examples; defaults to the task's")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--style", default="", help="a named look, where the generator has several (traffic_signs: "
+                   "baseline, realistic: the one for real photos); defaults to the task's default sample")
     p.add_argument("--force", action="store_true", help="write into a folder that holds files")
     p.set_defaults(fn=cmd_data_make)
 

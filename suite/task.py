@@ -56,9 +56,10 @@ class LoadedData(Generic[E]):
 
 
 class MakeData(Protocol):
-    """Writes a sample dataset of about `size` examples in the real dataset's own layout."""
+    """Writes a sample dataset of about `size` examples in the real dataset's own layout; `style` names
+    one of the generator's looks, "" its default."""
 
-    def __call__(self, out_dir: Path, size: int, seed: int, /) -> None: ...
+    def __call__(self, out_dir: Path, size: int, seed: int, style: str = "", /) -> None: ...
 
 
 class LoadData(Protocol[R_contra, E]):
@@ -139,7 +140,7 @@ class Task(Generic[R, E]):
             them); the tests hold its run and its export to every one. Set
             where a broken model cannot reach (about half the lowest value
             measured), not at chance.
-        make_data: `MakeData`: `(out_dir, size, seed) -> None`; writes a
+        make_data: `MakeData`: `(out_dir, size, seed, style="") -> None`; writes a
             sample dataset in the real dataset's own layout.
         load_data: `LoadData`: `(data_dir, recipe) -> LoadedData`; reads the
             real layout and raises `UserError` when the folder holds no such

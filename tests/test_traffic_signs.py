@@ -14,6 +14,7 @@ from PIL import Image
 
 from conftest import realdata, run_cli
 from suite.data import check_image_file, decode_image, resize
+from suite.errors import UserError
 from tasks import traffic_signs as ts
 
 RECIPE = ts.RECIPES["smoke"]
@@ -170,13 +171,14 @@ def test_ppm_header_comments_are_skipped(tmp_path):
 def test_realistic_style_writes_a_sample_the_loader_reads_with_washed_out_colour(tmp_path):
     """`Style()` (the realistic sample, measured in bench/run.py's signs ablation) goes through every knob:
     the loader reads it, and its colours are duller than the baseline's, as real GTSRB crops are."""
-    from tasks.samples import traffic_signs as gen
-
     saturation = {}
-    for name, style in (("baseline", gen.BASELINE), ("realistic", gen.Style())):
-        gen.make_data(tmp_path / name, 215, 0, style)
+    for name in ("baseline", "realistic"):  # `suite data make traffic_signs --style NAME`.
+        ts.TASK.make_data(tmp_path / name, 215, 0, name)
         data = ts.load_data(tmp_path / name, ts.RECIPES["smoke"])
         written = list((tmp_path / name).rglob("*.ppm"))
         assert len(data.splits["all"]) == len(written) >= 215 and not data.report.skipped
         saturation[name] = np.mean([np.asarray(Image.open(p).convert("HSV"))[..., 1].mean() for p in data.splits["all"].paths])
     assert saturation["realistic"] < 0.8 * saturation["baseline"], saturation
+    with pytest.raises(UserError, match="Expected a sample style of traffic_signs: baseline, realistic. Received: --style neon"):
+        ts.TASK.make_data(tmp_path / "neon", 43, 0, "neon")
+    assert not (tmp_path / "neon").exists()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
+from suite.errors import UserError
 from suite.task import MakeData
 
 
@@ -22,11 +23,20 @@ def writer(name: str) -> MakeData:
         name: the task's name (the generator module's name).
 
     Returns:
-        A callable `(out_dir, size, seed) -> None`.
+        A callable `(out_dir, size, seed, style="") -> None`. `style` names one of the generator's
+        `STYLES` (a module-level dict of looks, where it has several); "" is its default sample.
     """
 
-    def make_data(out_dir: Path, size: int, seed: int) -> None:
-        importlib.import_module(f"tasks.samples.{name}").make_data(Path(out_dir), size, seed)
+    def make_data(out_dir: Path, size: int, seed: int, style: str = "") -> None:
+        module = importlib.import_module(f"tasks.samples.{name}")
+        if not style:
+            module.make_data(Path(out_dir), size, seed)
+            return
+        styles = getattr(module, "STYLES", {})
+        if style not in styles:
+            known = ", ".join(sorted(styles)) or f"none (the {name} sample has one look)"
+            raise UserError(f"Expected a sample style of {name}: {known}. Received: --style {style}")
+        module.make_data(Path(out_dir), size, seed, styles[style])
 
     make_data.__doc__ = f"Writes a sample dataset with `tasks/samples/{name}.py` (lazily imported)."
     return make_data
