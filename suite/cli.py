@@ -108,6 +108,9 @@ def cmd_train(args: argparse.Namespace) -> None:
     task = get_task(args.task)
     data_dir = _data(task, args.data)
     if args.resume:
+        if args.mix or args.mix_share is not None:
+            raise UserError("Expected no --mix or --mix-share with --resume: a run resumes with its saved data. "
+                            f"Received: --mix {args.mix} --mix-share {args.mix_share}")
         if args.sets:
             raise UserError("Expected no --set with --resume: a run resumes with its saved recipe. "
                             f"Received: {args.sets}")
@@ -116,7 +119,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         return
     runs.train_task(task, _recipe(task, args.recipe, args.sets), data_dir, recipe_name=args.recipe,
                     approach=args.approach, source=args.source, run_dir=Path(args.run_dir) if args.run_dir else None,
-                    strategy=args.strategy, log=_log)
+                    strategy=args.strategy, mix=_data(task, args.mix), mix_share=args.mix_share, log=_log)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -330,6 +333,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--run-dir", help="defaults to runs/TASK/<timestamp>")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    p.add_argument("--mix", metavar="DIR|SOURCE", help="another dataset of the task (a generated sample, say) whose "
+                   "training split joins --data's; validation and test stay --data's")
+    p.add_argument("--mix-share", type=float, metavar="FRACTION", help="share of the training examples drawn from "
+                   "--mix (the epoch keeps its length); defaults to all of both, once")
     p.add_argument("--strategy", default="auto", choices=["auto", "default", "mirrored", "multiworker"])
     p.add_argument("--approach", default="scratch", choices=["scratch", "transfer", "features"],
                    help="scratch (default); transfer: new head on a --from network, then fine-tune; "

@@ -80,7 +80,7 @@ def progress(iterable: Any = None, total: int | None = None, desc: str = "", uni
                 dynamic_ncols=True)
 
 
-def take(examples: Any, index: Sequence[int]) -> Any:
+def take(examples: Any, index: Sequence[int] | np.ndarray) -> Any:
     """Rows `index` of a task's examples dataclass, whose fields are per-example
     lists or arrays (empty fields stay empty)."""
     index = list(index)
@@ -92,6 +92,55 @@ def take(examples: Any, index: Sequence[int]) -> Any:
 
     return dataclasses.replace(examples, **{f.name: rows(getattr(examples, f.name))
                                             for f in dataclasses.fields(examples)})
+
+
+def concat(parts: Sequence[Any]) -> Any:
+    """One examples dataclass of the same type from several, field by field (arrays
+    concatenated, lists joined)."""
+    first = parts[0]
+
+    def joined(name):
+        values = [getattr(p, name) for p in parts]
+        if isinstance(values[0], np.ndarray):
+            filled = [v for v in values if len(v)]
+            return np.concatenate(filled) if filled else values[0]
+        if any(values) and not all(len(v) == len(p) for v, p in zip(values, parts)):
+            raise ValueError(f"Expected field {name!r} filled for every example of every part or of none. "
+                             f"Received lengths {[len(v) for v in values]} for {[len(p) for p in parts]} examples")
+        return [x for v in values for x in v]
+
+    return dataclasses.replace(first, **{f.name: joined(f.name) for f in dataclasses.fields(first)})
+
+
+def mix_in(own: Any, extra: Any, share: float | None, seed: int) -> Any:
+    """Training examples `own` with `extra` (another dataset's training split) mixed in.
+
+    Args:
+        own: the examples trained on (real ones, say).
+        extra: examples of the same task and classes (a generated sample, say).
+        share: the fraction of the mixed set drawn from `extra`, or None for all of
+            `extra` once beside all of `own`. The mixed set keeps the size
+            `len(own) + len(extra)` (so an epoch is as long whatever the share):
+            the side with too few examples repeats them (every one as often as
+            the others, give or take one), the other is drawn without replacement.
+        seed: seeds the draw.
+
+    Returns:
+        The mixed examples, in no particular order (the task's dataset shuffles).
+    """
+    if share is None:
+        return concat([own, extra])
+    if not 0 < share < 1:
+        raise ValueError(f"Expected a mix share strictly between 0 and 1. Received: {share}")
+    total = len(own) + len(extra)
+    rng = np.random.default_rng(seed)
+    n_extra = int(round(share * total))
+
+    def draw(n_have: int, n_want: int) -> np.ndarray:
+        whole, rest = divmod(n_want, n_have)
+        return np.concatenate([np.tile(np.arange(n_have), whole), rng.choice(n_have, rest, replace=False)])
+
+    return concat([take(own, draw(len(own), total - n_extra)), take(extra, draw(len(extra), n_extra))])
 
 
 def hash_split(keys: list[str], val_percent: int, test_percent: int) -> list[str]:

@@ -10,6 +10,7 @@ here imports `tasks`: the task is handed in.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import socket
@@ -155,7 +156,8 @@ def _need(source: SourceArg | None, approach: str) -> SourceArg:
 
 def train_task(task: Task[Any, Any], recipe: TrainRecipe, data_dir: Path | None = None, *,
                recipe_name: str = "default", approach: str = "scratch", source: str | Path | None = None,
-               run_dir: Path | None = None, strategy: str = "auto", log: Log = print) -> Path:
+               run_dir: Path | None = None, strategy: str = "auto", mix: Path | None = None,
+               mix_share: float | None = None, log: Log = print) -> Path:
     """Trains a task as `suite train` does and returns the run directory.
 
     Without `data_dir` the task's data is `datasets/<task>/`, made from the
@@ -172,6 +174,12 @@ def train_task(task: Task[Any, Any], recipe: TrainRecipe, data_dir: Path | None 
             by transfer and features, refused by scratch.
         run_dir: defaults to a new `runs/<task>/<timestamp>/`; must not hold a run.
         strategy: see `suite.trainer.make_strategy`. Defaults to `"auto"`.
+        mix: another dataset of the task (a generated sample, say) whose
+            training split joins `data_dir`'s; validation and test stay
+            `data_dir`'s own, so every choice is made on the data that matters.
+            Defaults to none.
+        mix_share: the fraction of training examples drawn from `mix`
+            (`suite.data.mix_in`); None: all of both, once. Defaults to None.
         log: where progress lines go. Defaults to `print`.
 
     Returns:
@@ -190,6 +198,9 @@ def train_task(task: Task[Any, Any], recipe: TrainRecipe, data_dir: Path | None 
                         f"Received: --from {source}. Use --approach transfer or features.")
     if approach != "scratch" and not source:
         _need(None, approach)
+    if mix_share is not None and not (mix and 0 < mix_share < 1):
+        raise UserError(f"Expected --mix-share strictly between 0 and 1, with --mix. Received: --mix-share {mix_share}"
+                        + ("" if mix else " without --mix"))
     if run_dir and (Path(run_dir) / worker_role() / "config.json").exists():
         raise UserError(f"Expected a new run directory. Received: {run_dir}, which holds a run. "
                         "Add --resume to continue it.")
@@ -197,7 +208,8 @@ def train_task(task: Task[Any, Any], recipe: TrainRecipe, data_dir: Path | None 
     if data_dir is None:
         data_dir = DATASETS / task.name
         ensure_sample(task, data_dir, recipe.seed, log)
-    return _run(task, recipe, Path(data_dir), recipe_name, approach, resolved, run_dir, strategy, False, log)
+    mixing = (Path(mix), mix_share) if mix else None
+    return _run(task, recipe, Path(data_dir), recipe_name, approach, resolved, run_dir, strategy, False, mixing, log)
 
 
 def resume_task(task: Task[Any, Any], run_dir: Path | None = None, *, data_dir: Path | None = None,
@@ -227,8 +239,9 @@ def resume_task(task: Task[Any, Any], run_dir: Path | None = None, *, data_dir: 
         from suite.approaches import resolve_source
 
         source = resolve_source(source)
+    mixing = (Path(config["mix_dir"]), config.get("mix_share")) if config.get("mix_dir") else None
     return _run(task, recipe, Path(data_dir or config["data_dir"]), config["recipe_name"], approach,
-                source or None, run_dir, strategy, True, log)
+                source or None, run_dir, strategy, True, mixing, log)
 
 
 @contextlib.contextmanager
@@ -267,7 +280,8 @@ def run_lock(run_dir: Path) -> Iterator[None]:
 
 
 def _run(task: Task[Any, Any], recipe: TrainRecipe, data_dir: Path, recipe_name: str, approach: str,
-         source: SourceArg | None, run_dir: Path | None, strategy: str, resume: bool, log: Log) -> Path:
+         source: SourceArg | None, run_dir: Path | None, strategy: str, resume: bool,
+         mixing: tuple[Path, float | None] | None, log: Log) -> Path:
     from suite.trainer import Preempted, make_strategy
 
     run_dir = Path(run_dir) if run_dir else new_run_dir(RUNS / task.name)
@@ -275,14 +289,16 @@ def _run(task: Task[Any, Any], recipe: TrainRecipe, data_dir: Path, recipe_name:
         make_strategy(strategy)
     with run_lock(run_dir):
         try:
-            return _locked_run(task, recipe, data_dir, recipe_name, approach, source, run_dir, strategy, resume, log)
+            return _locked_run(task, recipe, data_dir, recipe_name, approach, source, run_dir, strategy, resume,
+                               mixing, log)
         except Preempted as e:
             raise Preempted(f"[{task.name}] {e}. Continue with: suite train {task.name} --resume --run-dir {run_dir}") \
                 from None
 
 
 def _locked_run(task: Task[Any, Any], recipe: TrainRecipe, data_dir: Path, recipe_name: str, approach: str,
-                source: SourceArg | None, run_dir: Path, strategy: str, resume: bool, log: Log) -> Path:
+                source: SourceArg | None, run_dir: Path, strategy: str, resume: bool,
+                mixing: tuple[Path, float | None] | None, log: Log) -> Path:
     own = run_dir / worker_role()  # A worker's scratch folder, or the run itself.
     if not resume and (own / "config.json").exists():  # Checked again under the lock: a run may have begun.
         raise UserError(f"Expected a new run directory. Received: {run_dir}, which holds a run. "
@@ -295,6 +311,9 @@ def _locked_run(task: Task[Any, Any], recipe: TrainRecipe, data_dir: Path, recip
     hashed = data_dir if data_dir.is_dir() else data_dir.parent  # `--data path/to/data.yaml`: its folder.
     metadata = {"recipe_name": recipe_name, "data_dir": str(data_dir), "data_fingerprint": fingerprint(hashed),
                 "data_layout": data.layout, "class_names": data.class_names, "approach": approach}
+    if mixing:
+        data, facts = _mixed(task, recipe, data, *mixing, log)
+        metadata.update(facts)
     model = fit(task, recipe, data, run_dir, approach=approach, source=source, strategy=strategy, resume=resume,
                 metadata=metadata)
     if worker_role():  # The chief evaluates and writes the run; a worker's copy of the model is the same.
@@ -305,6 +324,33 @@ def _locked_run(task: Task[Any, Any], recipe: TrainRecipe, data_dir: Path, recip
     log(f"[{task.name}] test: {summary(metrics)}")
     log(f"[{task.name}] run: {run_dir}")
     return run_dir
+
+
+def _mixed(task: Task[Any, Any], recipe: TrainRecipe, data: LoadedData[Any], mix_dir: Path, share: float | None,
+           log: Log) -> tuple[LoadedData[Any], dict]:
+    """`data` with `mix_dir`'s training split mixed into its own (`train_task`'s `mix`), and the facts to record."""
+    from suite.data import mix_in
+
+    extra = task.load_data(mix_dir, recipe)
+    if extra.class_names != data.class_names:
+        raise UserError(f"Expected --mix data with the classes of --data ({data.class_names}). "
+                        f"Received: {mix_dir} with {extra.class_names}")
+    if not len(extra.splits["train"]):
+        raise UserError(f"Expected a training split in --mix data. Received: {mix_dir} with none")
+    train = mix_in(data.splits["train"], extra.splits["train"], share, recipe.seed)
+    log(f"[{task.name}] mixed in {extra.layout} at {mix_dir}: {extra.report.summary()}; "
+        f"{len(extra.splits['train'])} training examples, share {'all' if share is None else share}: "
+        f"train {len(data.splits['train'])} -> {len(train)}")
+    for path, reason in extra.report.skipped[:5]:
+        log(f"  skipped {path}: {reason}")
+    # One report for the run: what either loader skipped or repaired is listed in data_report.json.
+    ours, theirs = data.report, extra.report
+    report = dataclasses.replace(ours, read=ours.read + theirs.read, skipped=ours.skipped + theirs.skipped,
+                                 noted=ours.noted + theirs.noted)
+    mixed = dataclasses.replace(data, splits={**data.splits, "train": train}, report=report)
+    hashed = mix_dir if mix_dir.is_dir() else mix_dir.parent
+    return mixed, {"mix_dir": str(mix_dir), "mix_share": share, "mix_fingerprint": fingerprint(hashed),
+                   "mix_train_examples": len(extra.splits["train"]), "mixed_train_examples": len(train)}
 
 
 def export_run(task: Task[Any, Any], run: Path | None = None, out: Path | None = None) -> Path:

@@ -214,3 +214,73 @@ def test_cli_needs_from_for_transfer(tmp_path):
            "Received: no --from." in proc.stderr
     proc = run_cli("train", "traffic_signs", "--from", "x", cwd=tmp_path, check=False, fresh=False)
     assert proc.returncode == 2 and "Expected no --from with --approach scratch" in proc.stderr
+
+
+# --- Mixing another dataset into training (`suite train --mix`) ----------------------------
+
+
+def test_mix_in_keeps_the_epoch_and_draws_the_share():
+    from suite.data import mix_in
+    from tasks.traffic_signs import Signs  # Any task's examples dataclass will do; Signs is the simplest.
+
+    def signs(n, tag):
+        return Signs(np.array([f"{tag}{i}" for i in range(n)]), np.zeros((n, 4), np.int32),
+                     (np.arange(n) % 3).astype(np.int32), np.array([tag] * n))
+
+    real, generated = signs(10, "r"), signs(90, "g")
+    everything = mix_in(real, generated, None, 0)
+    assert len(everything) == 100 and sorted(everything.paths.tolist()) == sorted([*real.paths, *generated.paths])
+    half = mix_in(real, generated, 0.5, 0)
+    assert len(half) == 100
+    counts = {tag: int((half.groups == tag).sum()) for tag in ("r", "g")}
+    assert counts == {"r": 50, "g": 50}
+    repeats = np.unique(half.paths[half.groups == "r"], return_counts=True)[1]
+    assert sorted(set(repeats.tolist())) == [5], "every real example repeated equally"
+    assert len(set(half.paths[half.groups == "g"].tolist())) == 50, "generated drawn without replacement"
+    assert (half.rois.shape, half.labels.dtype) == ((100, 4), np.int32)
+    with pytest.raises(ValueError, match="strictly between 0 and 1"):
+        mix_in(real, generated, 1.0, 0)
+
+
+def test_train_with_mix_trains_on_both_and_validates_on_its_own_data(tmp_path, monkeypatch, capsys):
+    """`--mix`: the mixed dataset's training split joins training; validation and test are --data's own,
+    the run records what was mixed, and bad values get clear errors."""
+    from suite import runs
+    from suite.cli import main
+
+    task = TASKS["traffic_signs"]
+    task.make_data(tmp_path / "real", 86, 1)
+    task.make_data(tmp_path / "generated", 172, 2)
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_fit(task, recipe, data, run_dir, **kwargs):
+        seen.update(splits=data.splits, metadata=kwargs["metadata"], report=data.report)
+        raise Stop
+
+    monkeypatch.setattr(runs, "fit", fake_fit)
+    real = task.load_data(tmp_path / "real", task.recipes["smoke"])
+    generated = task.load_data(tmp_path / "generated", task.recipes["smoke"])
+    with pytest.raises(Stop):
+        runs.train_task(task, task.recipes["smoke"], tmp_path / "real", mix=tmp_path / "generated",
+                        mix_share=0.25, run_dir=tmp_path / "run", log=lambda line: None)
+    n = len(real.splits["train"]) + len(generated.splits["train"])
+    train = seen["splits"]["train"]
+    assert len(train) == n
+    assert int(np.char.startswith(train.paths.astype(str), str(tmp_path / "generated")).sum()) == round(0.25 * n)
+    for split in ("val", "test"):
+        assert seen["splits"][split].paths.tolist() == real.splits[split].paths.tolist()
+    assert seen["metadata"]["mix_dir"] == str(tmp_path / "generated") and seen["metadata"]["mix_share"] == 0.25
+    assert seen["metadata"]["mix_train_examples"] == len(generated.splits["train"])
+    assert seen["report"].read == real.report.read + generated.report.read  # One report lists both loaders' files.
+
+    monkeypatch.chdir(tmp_path)
+    for argv, message in (
+        (["--mix-share", "0.5"], "--mix-share 0.5 without --mix"),
+        (["--mix", str(tmp_path / "generated"), "--mix-share", "1.5"], "strictly between 0 and 1"),
+        (["--mix", str(tmp_path / "nowhere")], "Expected"),
+    ):
+        assert main(["train", "traffic_signs", "--data", str(tmp_path / "real"), "--recipe", "smoke", *argv]) == 2
+        assert message in capsys.readouterr().err

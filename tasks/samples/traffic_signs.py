@@ -55,12 +55,14 @@ class Style:
     picto_jitter: bool = True  # Each sign's pictogram bolder or thinner, larger or smaller, off centre: real
     # signs' lettering and symbols differ from our drawings, so none of ours should be the only way to draw them.
     shape_jitter: bool = True  # Ring and border widths per sign, pictograms stretched and turned a little.
+    rear_vehicles: bool = True  # The four no-passing signs' vehicles seen from behind, as GTSRB's are (a low car,
+    # a tall box of a lorry), not from the side: their real crops went to each other's classes.
 
 
 BASELINE = Style(start_size=(18, 40), end_size=(45, 110), saturation=(1.0, 1.0), muted_background=False,
                  dark_share=0.3, dim_gain=(0.25, 0.6), haze=0.0, low_res=0.0, chroma_blur=0.0, jpeg=0.0,
                  narrow_digits=False, gtsrb_pictograms=False, picto_jitter=False,
-                 shape_jitter=False)
+                 shape_jitter=False, rear_vehicles=False)
 # The default sample stays the one before: the default recipe's generated-data target (>= 98%) is set on it, and
 # the realistic style's randomised signs are harder to read (docs/benchmarks.md, signs ablation). Train for real
 # photos on `suite data make traffic_signs --style realistic`.
@@ -97,6 +99,46 @@ def _truck(d, x, y, w, fill):
     d.polygon([(x + w * 0.72, y + h * 0.25), (x + w * 0.9, y + h * 0.25), (x + w, y + h * 0.5), (x + w, y + h * 0.8), (x + w * 0.72, y + h * 0.8)], fill=fill)
     for cx in (x + w * 0.18, x + w * 0.5, x + w * 0.85):
         d.ellipse([cx - w * 0.08, y + h * 0.75, cx + w * 0.08, y + h * 0.95], fill=fill)
+
+
+def _car_rear(d, cx, bottom, w, fill):
+    """A car seen from behind, centred on `cx`, wheels ending at `bottom`: a wide low body under a narrower cabin."""
+    h = w * 0.28
+    d.rectangle([cx - w * 0.4, bottom - w * 0.14, cx - w * 0.22, bottom], fill=fill)  # Wheels.
+    d.rectangle([cx + w * 0.22, bottom - w * 0.14, cx + w * 0.4, bottom], fill=fill)
+    body = bottom - w * 0.08
+    d.rounded_rectangle([cx - w / 2, body - h, cx + w / 2, body], radius=w * 0.08, fill=fill)
+    d.polygon([(cx - w * 0.4, body - h + 1), (cx - w * 0.27, body - h - w * 0.22), (cx + w * 0.27, body - h - w * 0.22),
+               (cx + w * 0.4, body - h + 1)], fill=fill)
+
+
+def _truck_rear(d, cx, bottom, w, fill):
+    """A lorry seen from behind: a box about as tall as it is wide, on wheels."""
+    d.rectangle([cx - w * 0.42, bottom - w * 0.16, cx - w * 0.2, bottom], fill=fill)
+    d.rectangle([cx + w * 0.2, bottom - w * 0.16, cx + w * 0.42, bottom], fill=fill)
+    d.rectangle([cx - w / 2, bottom - w * 1.08, cx + w / 2, bottom - w * 0.1], fill=fill)
+
+
+def _rear_vehicles(d, kind: str, color) -> bool:
+    """The no-passing signs with vehicles from behind (`Style.rear_vehicles`); False for the other signs."""
+    grey = (70, 70, 70)
+    if kind == "no_passing":
+        _car_rear(d, 46, 78, 32, RED)
+        _car_rear(d, 82, 78, 32, color)
+    elif kind == "no_passing_trucks":
+        _truck_rear(d, 46, 80, 30, RED)
+        _car_rear(d, 82, 80, 32, color)
+    elif kind == "end_no_passing":
+        _car_rear(d, 46, 78, 32, grey)
+        _car_rear(d, 82, 78, 32, grey)
+        _band(d)
+    elif kind == "end_no_passing_trucks":
+        _truck_rear(d, 46, 80, 30, grey)
+        _car_rear(d, 82, 80, 32, grey)
+        _band(d)
+    else:
+        return False
+    return True
 
 
 def _person(d, x, y, h, fill, stride=0.25):
@@ -210,9 +252,11 @@ def _gtsrb_pictogram(d: ImageDraw.ImageDraw, kind: str, color) -> bool:
 
 
 def _pictogram(d: ImageDraw.ImageDraw, kind: str, color, narrow: bool = True, gtsrb: bool = False,
-               width: float = 1.0) -> None:
+               width: float = 1.0, rear: bool = False) -> None:
     """Draws the pictogram `kind` centred on the 128 px canvas; `width` scales the narrow digits' width."""
     c = S / 2
+    if rear and _rear_vehicles(d, kind, color):
+        return
     if gtsrb and _gtsrb_pictogram(d, kind, color):
         return
     if kind.startswith("text:") and not narrow:  # The sample before `Style.narrow_digits`.
@@ -354,11 +398,12 @@ def render_sign(class_id: int, rng: np.random.Generator, style: Style = STYLE) -
         d.polygon([(S / 2, 2), (S - 2, S / 2), (S / 2, S - 2), (2, S / 2)], fill=col(WHITE), outline=(60, 60, 60))
         d.polygon([(S / 2, 22), (S - 22, S / 2), (S / 2, S - 22), (22, S / 2)], fill=col(YELLOW))
     if not style.picto_jitter:
-        _pictogram(d, picto, col(BLACK), style.narrow_digits, style.gtsrb_pictograms)
+        _pictogram(d, picto, col(BLACK), style.narrow_digits, style.gtsrb_pictograms, rear=style.rear_vehicles)
         return img
     layer = Image.new("RGBA", (S, S), (0, 0, 0, 0))
     # Digits from narrow to the wide lettering of older plates.
-    _pictogram(ImageDraw.Draw(layer), picto, col(BLACK), style.narrow_digits, style.gtsrb_pictograms, rng.uniform(0.9, 1.35))
+    _pictogram(ImageDraw.Draw(layer), picto, col(BLACK), style.narrow_digits, style.gtsrb_pictograms,
+               rng.uniform(0.9, 1.35), style.rear_vehicles)
     stroke = rng.choice(["thin", "same", "bold", "bolder"], p=[0.3, 0.4, 0.25, 0.05])
     if stroke == "thin":
         layer.putalpha(layer.getchannel("A").filter(ImageFilter.MinFilter(3)))
