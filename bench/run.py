@@ -337,7 +337,7 @@ def bench_signs_ablation() -> dict:
         "GTSRB pictograms": ("gtsrb_pictograms",),
         "pictogram jitter": ("picto_jitter",),
         "shape jitter": ("shape_jitter",),
-        "rear vehicles": ("rear_vehicles",),
+        "closer pictograms": ("closer_pictograms",),
     }
     # name: (sample style, recipe overrides).
     variants = {"baseline (the sample before)": (base, ()), "all changes": (full, ())}

@@ -55,14 +55,15 @@ class Style:
     picto_jitter: bool = True  # Each sign's pictogram bolder or thinner, larger or smaller, off centre: real
     # signs' lettering and symbols differ from our drawings, so none of ours should be the only way to draw them.
     shape_jitter: bool = True  # Ring and border widths per sign, pictograms stretched and turned a little.
-    rear_vehicles: bool = True  # The four no-passing signs' vehicles seen from behind, as GTSRB's are (a low car,
-    # a tall box of a lorry), not from the side: their real crops went to each other's classes.
+    closer_pictograms: bool = True  # A second pass after the largest real crops: the no-passing signs' vehicles
+    # seen from behind (a low car, a tall box of a lorry), the deer leaping down to the right, the right-of-way
+    # upright pointed; their real crops went to each other's classes and to ice/snow and double curve.
 
 
 BASELINE = Style(start_size=(18, 40), end_size=(45, 110), saturation=(1.0, 1.0), muted_background=False,
                  dark_share=0.3, dim_gain=(0.25, 0.6), haze=0.0, low_res=0.0, chroma_blur=0.0, jpeg=0.0,
                  narrow_digits=False, gtsrb_pictograms=False, picto_jitter=False,
-                 shape_jitter=False, rear_vehicles=False)
+                 shape_jitter=False, closer_pictograms=False)
 # The default sample stays the one before: the default recipe's generated-data target (>= 98%) is set on it, and
 # the realistic style's randomised signs are harder to read (docs/benchmarks.md, signs ablation). Train for real
 # photos on `suite data make traffic_signs --style realistic`.
@@ -119,10 +120,22 @@ def _truck_rear(d, cx, bottom, w, fill):
     d.rectangle([cx - w / 2, bottom - w * 1.08, cx + w / 2, bottom - w * 0.1], fill=fill)
 
 
-def _rear_vehicles(d, kind: str, color) -> bool:
-    """The no-passing signs with vehicles from behind (`Style.rear_vehicles`); False for the other signs."""
-    grey = (70, 70, 70)
-    if kind == "no_passing":
+def _closer_pictogram(d, kind: str, color) -> bool:
+    """The second pass after large real crops (`Style.closer_pictograms`); False for the other signs."""
+    grey, c = (70, 70, 70), S / 2
+    if kind == "crossroads":  # A heavy upright with a pointed top, a broad crossbar below its middle.
+        d.polygon([(c - 8, 104), (c + 8, 104), (c + 8, 60), (c + 12, 60), (c, 42), (c - 12, 60), (c - 8, 60)],
+                  fill=color)
+        d.rectangle([c - 24, 74, c + 24, 83], fill=color)
+    elif kind == "deer":  # Leaping down to the right: head and antlers up left, hind legs stretched back.
+        d.line([(c + 16, 90), (c - 8, 78)], fill=color, width=13)
+        d.line([(c - 6, 78), (c - 16, 62)], fill=color, width=7)
+        d.ellipse([c - 26, 56, c - 12, 66], fill=color)
+        d.line([(c - 15, 58), (c - 12, 46), (c - 6, 42)], fill=color, width=3)
+        d.line([(c - 6, 80), (c - 28, 86)], fill=color, width=4)
+        d.line([(c + 14, 92), (c + 32, 104)], fill=color, width=4)
+        d.line([(c + 20, 90), (c + 26, 84)], fill=color, width=3)
+    elif kind == "no_passing":
         _car_rear(d, 46, 78, 32, RED)
         _car_rear(d, 82, 78, 32, color)
     elif kind == "no_passing_trucks":
@@ -252,10 +265,10 @@ def _gtsrb_pictogram(d: ImageDraw.ImageDraw, kind: str, color) -> bool:
 
 
 def _pictogram(d: ImageDraw.ImageDraw, kind: str, color, narrow: bool = True, gtsrb: bool = False,
-               width: float = 1.0, rear: bool = False) -> None:
+               width: float = 1.0, closer: bool = False) -> None:
     """Draws the pictogram `kind` centred on the 128 px canvas; `width` scales the narrow digits' width."""
     c = S / 2
-    if rear and _rear_vehicles(d, kind, color):
+    if closer and _closer_pictogram(d, kind, color):
         return
     if gtsrb and _gtsrb_pictogram(d, kind, color):
         return
@@ -398,12 +411,12 @@ def render_sign(class_id: int, rng: np.random.Generator, style: Style = STYLE) -
         d.polygon([(S / 2, 2), (S - 2, S / 2), (S / 2, S - 2), (2, S / 2)], fill=col(WHITE), outline=(60, 60, 60))
         d.polygon([(S / 2, 22), (S - 22, S / 2), (S / 2, S - 22), (22, S / 2)], fill=col(YELLOW))
     if not style.picto_jitter:
-        _pictogram(d, picto, col(BLACK), style.narrow_digits, style.gtsrb_pictograms, rear=style.rear_vehicles)
+        _pictogram(d, picto, col(BLACK), style.narrow_digits, style.gtsrb_pictograms, closer=style.closer_pictograms)
         return img
     layer = Image.new("RGBA", (S, S), (0, 0, 0, 0))
     # Digits from narrow to the wide lettering of older plates.
     _pictogram(ImageDraw.Draw(layer), picto, col(BLACK), style.narrow_digits, style.gtsrb_pictograms,
-               rng.uniform(0.9, 1.35), style.rear_vehicles)
+               rng.uniform(0.9, 1.35), style.closer_pictograms)
     stroke = rng.choice(["thin", "same", "bold", "bolder"], p=[0.3, 0.4, 0.25, 0.05])
     if stroke == "thin":
         layer.putalpha(layer.getchannel("A").filter(ImageFilter.MinFilter(3)))
