@@ -278,7 +278,9 @@ def _worst(per_class: dict) -> list:
 
 def _sign_dev(data):
     """The split choices are made on: the training and validation tracks together."""
-    return type(data.splits["train"]).concat([data.splits["train"], data.splits["val"]])
+    from suite.data import concat
+
+    return concat([data.splits["train"], data.splits["val"]])
 
 
 def _signs_on_real(run: Path, real: Path) -> dict:
@@ -661,9 +663,12 @@ def bench_matrix() -> dict:
             "conditions": sum(len(r.get("cells", {})) for r in report["rows"])}
 
 
-def _take(examples, index):
-    """Rows `index` of a task's examples dataclass (every field is an array)."""
-    return type(examples)(**{f.name: getattr(examples, f.name)[index] for f in dataclasses.fields(examples)})
+def _take(examples, rows):
+    """`suite.data.take` for a boolean mask or a list of indices."""
+    from suite.data import take
+
+    rows = np.asarray(rows)
+    return take(examples, np.flatnonzero(rows) if rows.dtype == bool else rows)
 
 
 def _few_shot(labels, groups, k: int, rng) -> tuple[list, list]:

@@ -33,7 +33,7 @@ import tensorflow as tf
 
 from suite import corruptions
 from suite.config import TrainRecipe
-from suite.data import DataReport, check_image_file, decode_image, pipeline, resize, usable_images
+from suite.data import DataReport, check_image_file, concat, decode_image, pipeline, resize, usable_images
 from suite.errors import UserError
 from suite.fetch import Remote, Source
 from suite.metrics import (
@@ -164,10 +164,6 @@ class Signs:
     def subset(self, mask: np.ndarray) -> Signs:
         return Signs(self.paths[mask], self.rois[mask], self.labels[mask], self.groups[mask])
 
-    @staticmethod
-    def concat(parts: list[Signs]) -> Signs:
-        return Signs(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in dataclasses.fields(Signs)))
-
 
 def _read_gt(csv_path: Path, image_dir: Path, report: DataReport, group_prefix: str | None) -> list:
     """Rows of one GT csv whose image exists and decodes; the rest go to the report."""
@@ -285,7 +281,7 @@ def load_data(data_dir: Path, recipe: Recipe) -> LoadedData:
         "train": train.subset(~val_mask & ~test_mask),
         "val": train.subset(val_mask),
         "test": test,
-        "all": Signs.concat([train, _signs(test_rows)]),
+        "all": concat([train, _signs(test_rows)]),
     }
     return LoadedData(splits, list(CLASS_NAMES), report, layout)
 
