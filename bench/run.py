@@ -1037,7 +1037,9 @@ def render(results: dict) -> str:
         for name, row in v.items():
             worst = ", ".join(f"{CLASS_SHORT.get(c, c)} {100 * a:.0f}%" for c, a in row["dev_worst"][:3])
             sets = f" (`{' '.join(row['recipe_overrides'])}`)" if row.get("recipe_overrides") else ""
-            off = ", ".join(k for k, x in today.items() if row["style"].get(k) != x) or "-"
+            # Rows measured in this process hold tuples, rows read back from JSON lists: compare as JSON.
+            style = json.loads(json.dumps(row["style"]))
+            off = ", ".join(k for k, x in today.items() if style.get(k) != x) or "-"
             lines.append(f"| {name}{sets} | {off} | {100 * row['dev']['accuracy']:.1f}% | {100 * row['test']['accuracy']:.1f}% | "
                          f"{100 * row['all']['accuracy']:.1f}% | {100 * row['generated_test_accuracy']:.1f}% | {worst} |")
         lines += ["", "Tried and dropped (one draw each, 2026-11-27, 12 epochs on the sample with the redrawn pictograms, "
