@@ -247,9 +247,9 @@ def bench_signs_mixed() -> dict:
         with (run / "history.csv").open() as f:
             rows = list(csv.DictReader(f))
         kept = max(rows, key=lambda r: float(r["val_accuracy"]))  # The checkpoint's epoch (the first best).
-        return {"val": val["accuracy"], "val_n": val["n"], "val_loss": float(kept["val_loss"]), "test": metrics["accuracy"], "test_n": metrics["n"],
-                "test_macro_f1": metrics["macro_f1"], "seconds": seconds, "train_n": config["mixed_train_examples"],
-                "epochs": len((run / "history.csv").read_text().splitlines()) - 1}
+        return {"val": val["accuracy"], "val_n": val["n"], "val_loss": float(kept["val_loss"]),
+                "test": metrics["accuracy"], "test_n": metrics["n"], "test_macro_f1": metrics["macro_f1"],
+                "seconds": seconds, "train_n": config["mixed_train_examples"], "epochs": len(rows)}
 
     shares = {}
     for share in MIX_SHARES:
@@ -993,7 +993,7 @@ def render(results: dict) -> str:
             "`suite train traffic_signs --data GTSRB --mix DIR [--mix-share S]`: the default recipe from random "
             "weights on the real training tracks, with the realistic sample's training split mixed in "
             "(`bench/run.py --only signs_mixed`). Validation and test stay real: the share is chosen on the real "
-            f"val tracks ({f['val_n']} images, 12 epochs per share), the test tracks ({f['test_n']} images) are "
+            f"val tracks ({f['val_n']} images, {SIGN_EPOCHS} epochs per share), the test tracks ({f['test_n']} images) are "
             "only reported. Row (b) above is the same recipe on the real tracks alone.",
             "",
             "| share of generated signs in training | training examples per epoch | epochs | real val | real test "

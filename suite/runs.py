@@ -308,8 +308,7 @@ def _locked_run(task: Task[Any, Any], recipe: TrainRecipe, data_dir: Path, recip
     log(f"[{task.name}] {data.layout} at {data_dir}: {data.report.summary()}; {sizes}")
     for path, reason in data.report.skipped[:5]:
         log(f"  skipped {path}: {reason}")
-    hashed = data_dir if data_dir.is_dir() else data_dir.parent  # `--data path/to/data.yaml`: its folder.
-    metadata = {"recipe_name": recipe_name, "data_dir": str(data_dir), "data_fingerprint": fingerprint(hashed),
+    metadata = {"recipe_name": recipe_name, "data_dir": str(data_dir), "data_fingerprint": _data_fingerprint(data_dir),
                 "data_layout": data.layout, "class_names": data.class_names, "approach": approach}
     if mixing:
         data, facts = _mixed(task, recipe, data, *mixing, log)
@@ -324,6 +323,11 @@ def _locked_run(task: Task[Any, Any], recipe: TrainRecipe, data_dir: Path, recip
     log(f"[{task.name}] test: {summary(metrics)}")
     log(f"[{task.name}] run: {run_dir}")
     return run_dir
+
+
+def _data_fingerprint(data_dir: Path) -> str:
+    """The fingerprint of a dataset folder (`--data path/to/data.yaml`: its folder)."""
+    return fingerprint(data_dir if data_dir.is_dir() else data_dir.parent)
 
 
 def _mixed(task: Task[Any, Any], recipe: TrainRecipe, data: LoadedData[Any], mix_dir: Path, share: float | None,
@@ -348,8 +352,7 @@ def _mixed(task: Task[Any, Any], recipe: TrainRecipe, data: LoadedData[Any], mix
     report = dataclasses.replace(ours, read=ours.read + theirs.read, skipped=ours.skipped + theirs.skipped,
                                  noted=ours.noted + theirs.noted)
     mixed = dataclasses.replace(data, splits={**data.splits, "train": train}, report=report)
-    hashed = mix_dir if mix_dir.is_dir() else mix_dir.parent
-    return mixed, {"mix_dir": str(mix_dir), "mix_share": share, "mix_fingerprint": fingerprint(hashed),
+    return mixed, {"mix_dir": str(mix_dir), "mix_share": share, "mix_fingerprint": _data_fingerprint(mix_dir),
                    "mix_train_examples": len(extra.splits["train"]), "mixed_train_examples": len(train)}
 
 
