@@ -596,6 +596,117 @@ def bench_cells() -> dict:
     return result
 
 
+CELL_INFERENCE = {  # Inference settings scored on every ablation model (no retraining): chosen on real val.
+    "plain": {},
+    "flips": {"test_time_flips": True},
+    "flips + nuclei resized to 16 px": {"test_time_flips": True, "nucleus_diameter": 16.0},
+    "flips + nuclei resized to 22 px": {"test_time_flips": True, "nucleus_diameter": 22.0},
+}
+CELL_JITTER = ("scale_range=0.6,1.6", "stain_jitter=true")
+
+
+def _cells_on_real(run: Path, real: Path) -> dict:
+    """A cell_microscopy model on the real DSB val and test splits under each `CELL_INFERENCE` setting:
+    F1@0.5, DSB score, count error, splits and merges, and F1 by imaging mode and nucleus size."""
+    from suite.runs import load_trained
+    from tasks import TASKS
+    from tasks import cell_microscopy as cm
+
+    task = TASKS["cell_microscopy"]
+    model, recipe, _, _ = load_trained(task, run)
+    data = task.load_data(real, recipe)
+    keys = ("f1_50", "dsb_score", "pixel_dice", "count_relative_error", "splits", "merges", "precision_50",
+            "recall_50", "n", "nuclei")
+    out: dict = {}
+    for setting, values in CELL_INFERENCE.items():
+        for split in ("val", "test"):
+            examples = data.splits[split]
+            folder = WORK / "cells_eval" / split
+            m = cm.evaluate(model, examples, dataclasses.replace(recipe, **values), cm.CLASS_NAMES, folder)
+            groups: dict = {}
+            with (folder / "per_image.csv").open() as f:
+                for image, inst, row in zip(examples.images, examples.instances, csv.DictReader(f)):
+                    for group in _cell_groups(image, inst):
+                        g = groups.setdefault(group, {"images": 0, "tp50": 0, "fp50": 0, "fn50": 0})
+                        g["images"] += 1
+                        for k in ("tp50", "fp50", "fn50"):
+                            g[k] += int(row[k])
+            out.setdefault(setting, {})[split] = {
+                **{k: m[k] for k in keys},
+                "by_group": {k: {"images": g["images"], "f1_50": 2 * g["tp50"] / max(1, 2 * g["tp50"] + g["fp50"]
+                                                                                      + g["fn50"])}
+                             for k, g in sorted(groups.items())}}
+    return out
+
+
+def _cell_groups(image: np.ndarray, instances: np.ndarray) -> tuple[str, str]:
+    """An image's imaging mode (dark field, stained colour, grey bright field) and median nucleus size."""
+    colour = image.reshape(-1, 3).mean(0)
+    mode = "dark field" if image.mean() < 100 else "stained" if colour.max() - colour.min() > 20 else "bright field"
+    area = np.bincount(instances.ravel())[1:]
+    diameter = 2 * np.sqrt(np.median(area[area > 0]) / np.pi) if (area > 0).any() else 0.0
+    return mode, "nuclei < 15 px" if diameter < 15 else "nuclei 15-30 px" if diameter < 30 else "nuclei >= 30 px"
+
+
+def bench_cells_ablation() -> dict:
+    """cell_microscopy on real DSB 2018: the generator's look, training augmentation, real training data and
+    inference settings, one step at a time. Choices are read on the real val split; test is reported.
+
+    Steps train the default recipe (plus the step's overrides) on a freshly written 240-image sample or on the
+    real train split; `CELLS_STEPS` (indices, e.g. "0,1") measures a subset. Results are cached by step,
+    keyed by the generator's, the task's and the instance step's source."""
+    real = REALDATA / "cell_microscopy"
+    if not real.exists():
+        return {"skipped": f"{real} absent"}
+    import hashlib
+    import shutil
+
+    from tasks.samples import cell_microscopy as gen
+    from tasks.cell_microscopy import TASK
+
+    digest = hashlib.sha256(b"".join((ROOT / f).read_bytes() for f in (
+        "tasks/samples/cell_microscopy.py", "tasks/cell_microscopy.py", "suite/segmentation.py"))).hexdigest()[:16]
+    # name: (training data: a sample style or "real", recipe overrides, sample style mixed in and its share).
+    steps = {
+        "generated, baseline look (the sample before)": ("baseline", (), None),
+        "generated, realistic look": ("realistic", (), None),
+        "generated, realistic look + scale and stain jitter": ("realistic", CELL_JITTER, None),
+        "real train split, default recipe": ("real", (), None),
+        "real train split + scale and stain jitter": ("real", CELL_JITTER, None),
+        "real train split + jitter + realistic sample mixed in (30%)": ("real", CELL_JITTER, ("realistic", 0.3)),
+    }
+    only = os.environ.get("CELLS_STEPS")
+    work = WORK / "cells_ablation"
+    work.mkdir(parents=True, exist_ok=True)
+    cache = work / "results.json"
+    done = json.loads(cache.read_text()) if cache.exists() else {}
+
+    def sample(style: str) -> Path:
+        folder = work / f"sample-{style}"
+        if not (folder / "done").exists():
+            if folder.exists():
+                shutil.rmtree(folder)
+            gen.make_data(folder, TASK.sample_size, 0, gen.STYLES[style])
+            (folder / "done").write_text(digest)
+        return folder
+
+    for i, (name, (data, sets, mix)) in enumerate(steps.items()):
+        key = json.dumps([data, sets, mix, digest])
+        if (only and str(i) not in only.split(",")) or done.get(name, {}).get("key") == key:
+            continue
+        args = [x for value in sets for x in ("--set", value)]
+        if mix:
+            args += ["--mix", str(sample(mix[0])), "--mix-share", str(mix[1])]
+        metrics, seconds = _train_fresh("cell_microscopy", real if data == "real" else sample(data), work / "run",
+                                        work, *args)
+        done[name] = {"key": key, "data": data, "recipe_overrides": list(sets), "mix": mix, "train_seconds": seconds,
+                      "own_test": {k: metrics[k] for k in ("f1_50", "dsb_score", "count_relative_error", "n")},
+                      "real": _cells_on_real(work / "run", real)}
+        cache.write_text(json.dumps(done, indent=1, default=str))
+    return {"inference": CELL_INFERENCE, "steps": {k: {m: v for m, v in done[k].items() if m != "key"}
+                                                   for k in steps if k in done}}
+
+
 def _detector_bench(task: str, sample_glob: str, real: Path, tag: str) -> dict:
     """A detection task: default recipe end to end, export latency on one generated
     image, and on real data (when present): the generated-data model alone, the
@@ -885,7 +996,7 @@ BENCHES = {"e2e": bench_e2e, "overhead": bench_overhead, "loader": bench_loader,
            "pedestrians": bench_pedestrians, "machinery": bench_machinery, "matrix": bench_matrix,
            "reliability": bench_reliability, "signs_ablation": bench_signs_ablation,
            "signs_sheet": bench_signs_sheet, "signs_realistic": bench_signs_realistic,
-           "signs_mixed": bench_signs_mixed}
+           "signs_mixed": bench_signs_mixed, "cells_ablation": bench_cells_ablation}
 # bench_voice joins BENCHES when voice_commands joins the registry (issue 16: its recipe misses its targets yet).
 
 

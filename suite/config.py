@@ -69,13 +69,15 @@ def _parse(key: str, raw: str, kind: Any) -> Any:
         if kind is str:
             return raw
         if origin is tuple:
-            inner = typing.get_args(kind)[0]
-            return tuple(_parse(key, part, inner) for part in raw.split(","))
+            inner, parts = typing.get_args(kind), raw.split(",")
+            if Ellipsis not in inner and len(parts) != len(inner):  # tuple[float, float]: exactly two.
+                raise ValueError(raw)
+            return tuple(_parse(key, part, inner[0]) for part in parts)
     except ValueError:
         pass
     else:
         raise UserError(f"Recipe key '{key}' has unsupported type {kind}.")
-    name = getattr(kind, "__name__", str(kind))
+    name = kind.__name__ if isinstance(kind, type) else str(kind)  # tuple[float, float], not "tuple".
     raise UserError(
         f"Expected `--set {key}=<{name}>`. Received: {key}={raw!r}, "
         f"which is not a valid {name}."

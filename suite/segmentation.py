@@ -115,13 +115,16 @@ def connected_components(mask: tf.Tensor, max_iterations: int = 1024) -> tf.Tens
     return tf.cast(ids[0, :, :, 0], tf.int32)
 
 
-def instances_from_maps(segmentation: tf.Tensor, atypical: tf.Tensor, recipe: InstanceRecipe) -> dict:
+def instances_from_maps(segmentation: tf.Tensor, atypical: tf.Tensor, recipe: InstanceRecipe,
+                        grow_steps: tf.Tensor | int | None = None) -> dict:
     """Instances from per-pixel probabilities of one image.
 
     Args:
         segmentation: float `[h, w, 3]`: background, interior, boundary.
         atypical: float `[h, w]`.
         recipe: thresholds, `min_area` and `boundary_px`.
+        grow_steps: how many pixels seeds grow into the foreground. Defaults to
+            `recipe.boundary_px + 1`; maps resized from another scale need more.
 
     Returns:
         `instances` int32 `[h, w]` (0 background, 1..n in raster order),
@@ -131,10 +134,16 @@ def instances_from_maps(segmentation: tf.Tensor, atypical: tf.Tensor, recipe: In
     """
     foreground = segmentation[..., 1] + segmentation[..., 2] > recipe.fg_threshold
     labels = connected_components(segmentation[..., 1] > recipe.seed_threshold)
-    for _ in range(recipe.boundary_px + 1):  # Grow seeds over their boundary ring.
+    limit = recipe.boundary_px + 1 if grow_steps is None else grow_steps
+
+    def grow(i, labels, changed):  # One pixel further; a pixel keeps the first seed that reaches it.
         grown = tf.cast(tf.nn.max_pool2d(tf.cast(labels, tf.float32)[None, :, :, None], 3, 1, "SAME")[0, :, :, 0],
                         tf.int32)
-        labels = tf.where((labels == 0) & foreground, grown, labels)
+        new = tf.where((labels == 0) & foreground, grown, labels)
+        return i + 1, new, tf.reduce_any(new != labels)
+
+    _, labels, _ = tf.while_loop(lambda i, labels, changed: changed & (i < limit), grow,
+                                 (tf.constant(0), labels, tf.constant(True)))
     flat = tf.reshape(labels, [-1])
     # Consecutive ids in raster order, background first; then drop tiny ones.
     ids, index = tf.unique(tf.concat([[0], flat], 0))
@@ -160,15 +169,36 @@ def instances_from_maps(segmentation: tf.Tensor, atypical: tf.Tensor, recipe: In
 # --- Metrics -----------------------------------------------------------------------
 
 
+def _joint(true: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """Pixel counts `[n_true + 1, n_pred + 1]` of every (true id, predicted id) pair."""
+    nt, npred = int(true.max()), int(pred.max())
+    return np.bincount(true.ravel().astype(np.int64) * (npred + 1) + pred.ravel(),
+                       minlength=(nt + 1) * (npred + 1)).reshape(nt + 1, npred + 1)
+
+
 def match(true: np.ndarray, pred: np.ndarray) -> np.ndarray:
     """IoU matrix `[n_true, n_pred]` of two instance maps (0 is background)."""
-    nt, npred = int(true.max()), int(pred.max())
-    joint = np.bincount(true.ravel().astype(np.int64) * (npred + 1) + pred.ravel(),
-                        minlength=(nt + 1) * (npred + 1)).reshape(nt + 1, npred + 1)
+    joint = _joint(true, pred)
     inter = joint[1:, 1:].astype(np.float64)
     area_t, area_p = joint[1:, :].sum(1), joint[:, 1:].sum(0)
     union = area_t[:, None] + area_p[None, :] - inter
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def splits_and_merges(true: np.ndarray, pred: np.ndarray) -> tuple[int, int]:
+    """Over- and under-segmentation of one image, apart from misses and false alarms.
+
+    Returns:
+        `(splits, merges)`: true nuclei that at least two predictions lie mostly
+        inside (over half of each prediction's area), and predictions that cover
+        most (over half) of at least two true nuclei.
+    """
+    joint = _joint(true, pred)
+    inter = joint[1:, 1:]
+    area_t, area_p = joint[1:, :].sum(1), joint[:, 1:].sum(0)
+    splits = int(((2 * inter > area_p[None, :]).sum(1) >= 2).sum())
+    merges = int(((2 * inter > area_t[:, None]).sum(0) >= 2).sum())
+    return splits, merges
 
 
 def instance_scores(iou: np.ndarray) -> dict:
@@ -202,12 +232,14 @@ def instance_metrics(results: Sequence[tuple], out_dir: Path | None) -> dict:
         `f1_50` (F1 at IoU 0.5), `dsb_score`, precision and recall at 0.5,
         pixel Dice and IoU, count errors, and atypical recall and precision.
     """
-    rows, tp, fp, fn = [], 0, 0, 0
+    rows, tp, fp, fn, splits, merges = [], 0, 0, 0, 0, 0
     inter = union = total = 0
     aty_true = aty_found = aty_pred = aty_pred_right = 0
     for image_id, true, kinds, pred, pred_class in results:
         iou = match(true, pred)
         s = instance_scores(iou)
+        split, merged = splits_and_merges(true, pred)
+        splits, merges = splits + split, merges + merged
         tp, fp, fn = tp + s["tp50"], fp + s["fp50"], fn + s["fn50"]
         t_fg, p_fg = true > 0, pred > 0
         inter, union, total = inter + (t_fg & p_fg).sum(), union + (t_fg | p_fg).sum(), total + t_fg.sum() + p_fg.sum()
@@ -217,12 +249,14 @@ def instance_metrics(results: Sequence[tuple], out_dir: Path | None) -> dict:
         aty_found += int(sum(true_aty[i] and pred_class[j] == 1 for i, j in pairs))
         aty_pred += int((pred_class == 1).sum())
         aty_pred_right += int(sum(pred_class[j] == 1 and true_aty[i] for i, j in pairs))
-        rows.append((image_id, int(true.max()), int(pred.max()), s["dsb"], s["tp50"], s["fp50"], s["fn50"]))
+        rows.append((image_id, int(true.max()), int(pred.max()), s["dsb"], s["tp50"], s["fp50"], s["fn50"], split,
+                     merged))
     if out_dir is not None:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         with (Path(out_dir) / "per_image.csv").open("w", newline="") as f:
             writer = csv.writer(f)
-            writer.writerow(["image_id", "true_nuclei", "predicted_nuclei", "dsb_score", "tp50", "fp50", "fn50"])
+            writer.writerow(["image_id", "true_nuclei", "predicted_nuclei", "dsb_score", "tp50", "fp50", "fn50",
+                             "splits", "merges"])
             writer.writerows(rows)
     true_n = np.array([r[1] for r in rows], float)
     pred_n = np.array([r[2] for r in rows], float)
@@ -237,6 +271,8 @@ def instance_metrics(results: Sequence[tuple], out_dir: Path | None) -> dict:
         "count_mae": float(np.abs(pred_n - true_n).mean()) if rows else 0.0,
         "count_relative_error": float((np.abs(pred_n - true_n) / np.maximum(true_n, 1)).mean()) if rows else 0.0,
         "nuclei": int(true_n.sum()),
+        "splits": splits,  # True nuclei cut into several predictions.
+        "merges": merges,  # Predictions that swallow several true nuclei.
         "atypical_nuclei": aty_true,
         "atypical_recall": aty_found / aty_true if aty_true else None,
         "atypical_precision": aty_pred_right / aty_pred if aty_pred else None,

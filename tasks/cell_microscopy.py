@@ -60,6 +60,8 @@ class Recipe(TrainRecipe):
     early_stopping_patience: int = 8
     crop: int = 128  # Training crop side; inference runs on whole images of any size.
     crops_per_image: int = 4  # Random crops per training image and epoch.
+    scale_range: tuple[float, float] = (1.0, 1.0)  # Crops resized by a log-uniform factor in this range.
+    stain_jitter: bool = False  # Random colour mixing, greyscale and inversion: stains and modes vary.
     widths: tuple[int, ...] = (16, 32, 64, 128)  # U-Net filters per level; 3 poolings.
     dropout: float = 0.1  # At the bottleneck only; segmentation nets overfit less than classifiers.
     boundary_px: int = 2  # Width of the boundary ring that separates touching nuclei.
@@ -68,6 +70,8 @@ class Recipe(TrainRecipe):
     seed_threshold: float = 0.5  # P(interior) for an instance seed.
     min_area: int = 12  # Instances smaller than this (pixels) are noise.
     atypical_threshold: float = 0.5  # Mean P(atypical) over an instance.
+    nucleus_diameter: float = 0.0  # Resize images so the median nucleus is this wide (px) before the final pass; 0: off.
+    test_time_flips: bool = False  # Average the maps over four mirror images (4x the U-Net's work).
     val_percent: int = 15  # Images (by id hash) for validation.
     test_percent: int = 15  # Images (by id hash) for test.
 
@@ -251,30 +255,42 @@ def dataset(examples: Cells, recipe: Recipe, training: bool, batch_size: int, cl
     "atypical": uint8 [c, c, 1] (+1 channel: the nucleus mask)})`.
     """
     c = recipe.crop
-    arrays = [tuple(_pad_to(a, c) for a in t) for t in _arrays(examples, recipe)]
     spec = (tf.TensorSpec([c, c, 3], tf.uint8), tf.TensorSpec([c, c], tf.uint8), tf.TensorSpec([c, c], tf.uint8))
 
     if training:
-        n = len(arrays) * recipe.crops_per_image
+        images = list(examples.images)
+        n = len(images) * recipe.crops_per_image
+        low, high = np.log(recipe.scale_range[0]), np.log(recipe.scale_range[1])
         epoch = [0]
 
         def gen():
+            from PIL import Image
+
             rng = np.random.default_rng(recipe.seed + epoch[0])
             epoch[0] += 1
-            for i in rng.permutation(n) % len(arrays):
-                image, seg, aty = arrays[i]
-                h, w = seg.shape
-                y, x = int(rng.integers(0, h - c + 1)), int(rng.integers(0, w - c + 1))
-                parts = _crop(image, seg, aty, y, x, c)
+            for i in rng.permutation(n) % len(images):
+                # A square of c / factor px, resized to c: nuclei of every size the recipe expects. Targets
+                # come from the resized instance map, so the boundary ring keeps its width at every scale.
+                factor = float(np.exp(rng.uniform(low, high)))
+                side = max(8, int(round(c / factor)))
+                image, inst = _pad_to(images[i], side), _pad_to(examples.instances[i], side)
+                h, w = inst.shape
+                y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+                image, inst = image[y : y + side, x : x + side], inst[y : y + side, x : x + side]
+                if side != c:
+                    image = np.asarray(Image.fromarray(image).resize((c, c), Image.Resampling.BILINEAR))
+                    inst = np.asarray(Image.fromarray(inst).resize((c, c), Image.Resampling.NEAREST))
+                parts = (image, *segm.targets(inst, examples.classes[i], recipe.boundary_px))
                 k, flip = int(rng.integers(4)), bool(rng.integers(2))
-                parts = [np.rot90(p, k) for p in parts]
+                parts = tuple(np.rot90(p, k) for p in parts)
                 yield tuple(np.ascontiguousarray(p[:, ::-1] if flip else p) for p in parts)
 
         ds = tf.data.Dataset.from_generator(gen, output_signature=spec)
         ds = ds.apply(tf.data.experimental.assert_cardinality(n))
     else:
         crops = []
-        for image, seg, aty in arrays:
+        for t in _arrays(examples, recipe):
+            image, seg, aty = (_pad_to(a, c) for a in t)
             h, w = seg.shape
             for y in sorted({0, h - c}):
                 for x in sorted({0, w - c}):
@@ -294,6 +310,13 @@ def dataset(examples: Cells, recipe: Recipe, training: bool, batch_size: int, cl
         gain = tf.random.uniform([b, 1, 1, 1], 0.7, 1.3)
         offset = tf.random.uniform([b, 1, 1, 1], -20.0, 20.0)
         noise = tf.random.normal(tf.shape(x)) * tf.random.uniform([b, 1, 1, 1], 0.0, 8.0)
+        if recipe.stain_jitter:  # A random colour mix near the identity, a third greyscale, a fifth inverted.
+            mix = tf.eye(3, batch_shape=[b]) + tf.random.normal([b, 3, 3], stddev=0.15)
+            grey = tf.cast(tf.random.uniform([b, 1, 1]) < 0.33, tf.float32)
+            mix = mix * (1 - grey) + grey * tf.ones([b, 3, 3]) / 3
+            x = tf.einsum("bhwc,bcd->bhwd", x, mix)
+            invert = tf.cast(tf.random.uniform([b, 1, 1, 1]) < 0.2, tf.float32)
+            x = x * (1 - invert) + (255.0 - x) * invert
         return tf.clip_by_value(x * gain + offset + noise, 0.0, 255.0), y
 
     ds = ds.map(to_xy, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size)
@@ -346,19 +369,64 @@ def compile_args(recipe: Recipe) -> dict:
 
 
 def _segment_fn(model: keras.Model, recipe: Recipe):
-    """uint8 `[h, w, 3]` of any size -> instance outputs, padding to the U-Net's stride."""
+    """uint8 `[h, w, 3]` of any size -> instance outputs, padding to the U-Net's stride.
+
+    The whole image goes through the U-Net at once (a fully convolutional net needs
+    no tiles, so there are no seams). With `recipe.nucleus_diameter`, a first pass
+    measures the nuclei (median instance area) and the image is resized so they
+    are that wide, the maps resized back: real images range from 9 to 50 px
+    nuclei, and the net is most reliable at the size it saw most.
+    """
     stride = 2 ** (len(recipe.widths) - 1)
 
-    def segment(pixels):
-        h, w = tf.shape(pixels)[0], tf.shape(pixels)[1]
+    def maps(x):  # float [h, w, 3] -> (P(bg, interior, boundary) [h, w, 3], P(atypical) [h, w])
+        h, w = tf.shape(x)[0], tf.shape(x)[1]
         ph, pw = (-h) % stride, (-w) % stride
         # Mirror padding: nuclei cut by the border stay plausible (images need >= stride/2 px).
-        x = tf.pad(tf.cast(pixels, tf.float32), [[0, ph], [0, pw], [0, 0]], mode="SYMMETRIC")[None]
+        x = tf.pad(x, [[0, ph], [0, pw], [0, 0]], mode="SYMMETRIC")[None]
+        if recipe.test_time_flips:  # The mean over the four mirror images.
+            x = tf.concat([x, x[:, ::-1], x[:, :, ::-1], x[:, ::-1, ::-1]], 0)
         out = model(x, training=False)
-        seg, aty = out["segmentation"][0, :h, :w], out["atypical"][0, :h, :w, 0]
+        seg, aty = out["segmentation"], out["atypical"]
+        if recipe.test_time_flips:
+            seg = (seg[0] + seg[1, ::-1] + seg[2, :, ::-1] + seg[3, ::-1, ::-1])[None] / 4
+            aty = (aty[0] + aty[1, ::-1] + aty[2, :, ::-1] + aty[3, ::-1, ::-1])[None] / 4
+        return seg[0, :h, :w], aty[0, :h, :w, 0]
+
+    def segment(pixels):
+        x = tf.cast(pixels, tf.float32)
+        seg, aty = maps(x)
+        if recipe.nucleus_diameter:
+            h, w = tf.shape(x)[0], tf.shape(x)[1]
+            factor = _rescale_factor(segm.instances_from_maps(seg, aty, recipe)["instances"], recipe)
+            size = tf.cast(tf.round(tf.cast(tf.stack([h, w]), tf.float32) * factor), tf.int32)
+            size = tf.maximum(size, stride)
+
+            def rescaled():
+                s, a = maps(tf.image.resize(x, size))
+                return tf.image.resize(s, [h, w]), tf.image.resize(a[..., None], [h, w])[..., 0]
+
+            resize = tf.abs(tf.math.log(factor)) > np.log(1.2)
+            seg, aty = tf.cond(resize, rescaled, lambda: (seg, aty))
+            # The boundary ring was drawn at the resized scale: seeds grow as far in native pixels.
+            steps = tf.cast(tf.math.ceil((recipe.boundary_px + 1) / tf.where(resize, factor, 1.0)), tf.int32)
+            return segm.instances_from_maps(seg, aty, recipe, steps)
         return segm.instances_from_maps(seg, aty, recipe)
 
     return segment
+
+
+def _rescale_factor(instances: tf.Tensor, recipe: Recipe) -> tf.Tensor:
+    """The resize that brings the median nucleus to `recipe.nucleus_diameter` px;
+    1 without nuclei, and within [1/3, 2] (so a 1 Mpx image stays under 4 Mpx)."""
+    area = tf.math.bincount(tf.reshape(instances, [-1]))[1:]
+    area = tf.sort(tf.boolean_mask(area, area > 0))
+
+    def factor():
+        diameter = 2.0 * tf.sqrt(tf.cast(area[tf.size(area) // 2], tf.float32) / np.pi)
+        return tf.clip_by_value(recipe.nucleus_diameter / diameter, 1 / 3, 2.0)
+
+    return tf.cond(tf.size(area) > 0, factor, lambda: tf.constant(1.0))
 
 
 def evaluate(model, examples: Cells, recipe: Recipe, class_names: list[str], out_dir: Path | None) -> dict:

@@ -3,6 +3,7 @@ the DSB loader on real and broken files, and SavedModel parity."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -43,6 +44,38 @@ def test_dsb_score_on_hand_made_masks():
     # Nothing true, nothing predicted: a perfect image.
     empty = np.zeros((10, 10), np.int32)
     assert segm.instance_scores(segm.match(empty, empty))["dsb"] == 1.0
+
+
+def test_splits_and_merges_are_counted_apart_from_misses():
+    true = _square((40, 40), 2, 2, 10)
+    _square((40, 40), 2, 12, 10, 2, into=true)  # Two touching nuclei ...
+    _square((40, 40), 25, 25, 10, 3, into=true)  # ... and a third alone.
+    pred = _square((40, 40), 2, 2, 10)
+    pred[2:12, 12:22] = 1  # The pair comes back as one instance: a merge.
+    pred[25:35, 25:30], pred[25:35, 30:35] = 2, 3  # The third in two halves: a split.
+    assert segm.splits_and_merges(true, pred) == (1, 1)
+    assert segm.splits_and_merges(true, true) == (0, 0)
+    assert segm.splits_and_merges(true, np.zeros_like(true)) == (0, 0)  # Missing is neither.
+
+
+def test_rescale_factor_brings_the_median_nucleus_to_the_recipe_diameter():
+    recipe = dataclasses.replace(cm.RECIPES["default"], nucleus_diameter=2 * np.sqrt(400 / np.pi))
+    instances = np.zeros((64, 64), np.int32)
+    for k, (y, x) in enumerate([(2, 2), (2, 30), (30, 2)], start=1):
+        _square((64, 64), y, x, 10, k, into=instances)  # Area 100: half the recipe's diameter.
+    assert float(cm._rescale_factor(tf.constant(instances), recipe)) == pytest.approx(2.0)
+    instances[instances > 0] = 0
+    _square((64, 64), 0, 0, 60, 1, into=instances)  # Huge: clipped at a third.
+    assert float(cm._rescale_factor(tf.constant(instances), recipe)) == pytest.approx(1 / 3)
+    assert float(cm._rescale_factor(tf.zeros((8, 8), tf.int32), recipe)) == 1.0  # No nucleus, no resize.
+
+
+def test_sample_styles_are_named_looks(tmp_path):
+    for style in ("baseline", "realistic"):
+        cm.TASK.make_data(tmp_path / style, 2, 0, style)
+        assert len(cm.load_data(tmp_path / style, cm.RECIPES["default"]).splits["all"]) == 2
+    with pytest.raises(UserError, match="Expected a sample style of cell_microscopy: baseline, realistic"):
+        cm.TASK.make_data(tmp_path / "x", 2, 0, "fluorescence")
 
 
 def test_connected_components_are_8_connected():
