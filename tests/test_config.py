@@ -15,6 +15,7 @@ class Recipe(TrainRecipe):
     widths: tuple[int, ...] = (8, 16)
     name: str = "x"
     dropout: float = 0.5
+    span: tuple[float, float] = (0.5, 1.0)
 
 
 def test_overrides_are_typed():
@@ -31,6 +32,7 @@ def test_overrides_are_typed():
         ("dropout=high", r"Expected `--set dropout=<float>`"),
         ("deterministic=maybe", r"Expected `--set deterministic=<bool>`"),
         ("widths=4,x", r"Expected `--set widths=<int>`"),
+        ("span=1,2,3", r"Expected `--set span=<tuple\[float, float\]>`. Received: span='1,2,3'"),  # Exactly two.
         ("epochs", r"Expected `--set key=value`. Received: 'epochs'"),
     ],
 )
