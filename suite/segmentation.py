@@ -10,7 +10,7 @@ boundary class can. The two losses keep their registered names
 from __future__ import annotations
 
 import csv
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -20,13 +20,33 @@ import tensorflow as tf
 
 
 class InstanceRecipe(Protocol):
-    """The recipe values the instance step reads (cell_microscopy's recipe has them)."""
+    """The recipe values the instance step reads (cell_microscopy's recipe has them; read-only, as a frozen
+    dataclass's are)."""
 
-    fg_threshold: float  # P(interior) + P(boundary) for an object pixel.
-    seed_threshold: float  # P(interior) for an instance seed.
-    boundary_px: int  # Width of the boundary ring; seeds grow this far.
-    min_area: int  # Smaller instances are noise.
-    atypical_threshold: float  # Mean P(atypical) over an instance.
+    @property
+    def fg_threshold(self) -> float: ...  # P(interior) + P(boundary) for an object pixel.
+
+    @property
+    def seed_threshold(self) -> float: ...  # P(interior) for an instance seed.
+
+    @property
+    def boundary_px(self) -> int: ...  # Width of the boundary ring; seeds grow this far.
+
+    @property
+    def min_area(self) -> int: ...  # Smaller instances are noise.
+
+    @property
+    def atypical_threshold(self) -> float: ...  # Mean P(atypical) over an instance.
+
+
+class SegmenterRecipe(InstanceRecipe, Protocol):
+    """What `segmenter` reads besides the instance step's values."""
+
+    @property
+    def test_time_flips(self) -> bool: ...  # Average the maps over four mirror images.
+
+    @property
+    def nucleus_diameter(self) -> float: ...  # Resize so the median nucleus is this wide (px); 0: off.
 
 
 def targets(instances: np.ndarray, kinds: np.ndarray, boundary_px: int) -> tuple[np.ndarray, np.ndarray]:
@@ -46,6 +66,25 @@ def targets(instances: np.ndarray, kinds: np.ndarray, boundary_px: int) -> tuple
     edge = inside & ((grown != instances) | (shrunk != instances))
     seg = np.where(inside, np.where(edge, 2, 1), 0).astype(np.uint8)
     return seg, (kinds[instances] == 1).astype(np.uint8) * inside
+
+
+def resized_crop(image: np.ndarray, instances: np.ndarray, kinds: np.ndarray, box: tuple[int, int, int],
+                 size: int, boundary_px: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A square `box` (top, left, side) of an image and its instance map, resized to `size`, and its targets.
+
+    Targets come from the resized instance map, so the boundary ring keeps its width at every scale.
+
+    Returns:
+        `(image uint8 [size, size, 3], seg, atypical)` as `targets` makes them.
+    """
+    from PIL import Image
+
+    y, x, side = box
+    image, instances = image[y : y + side, x : x + side], instances[y : y + side, x : x + side]
+    if side != size:
+        image = np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.BILINEAR))
+        instances = np.asarray(Image.fromarray(instances).resize((size, size), Image.Resampling.NEAREST))
+    return (image, *targets(instances, kinds, boundary_px))
 
 
 # --- Losses ---------------------------------------------------------------------
@@ -164,6 +203,92 @@ def instances_from_maps(segmentation: tf.Tensor, atypical: tf.Tensor, recipe: In
         "counts": tf.math.bincount(instance_class, minlength=2, maxlength=2),
         "num_nuclei": n,
     }
+
+
+def segmenter(model: keras.Model, recipe: SegmenterRecipe, stride: int) -> Callable[[tf.Tensor], dict]:
+    """A function from uint8 `[h, w, 3]` of any size to `instances_from_maps`' outputs.
+
+    The whole image goes through the U-Net at once (a fully convolutional net needs
+    no tiles, so there are no seams). With `recipe.nucleus_diameter`, a first pass
+    measures the nuclei (median instance area) and the image is resized so they
+    are that wide, the maps resized back: real images range from 9 to 50 px
+    nuclei, and the net is most reliable at the size it saw most.
+
+    Args:
+        model: maps images (float 0-255, sides divisible by `stride`) to `segmentation` and `atypical` maps.
+        recipe: the instance step's values plus `test_time_flips` and `nucleus_diameter`.
+        stride: the model's total downsampling; images are mirror-padded to a multiple of it.
+
+    Returns:
+        The function, for `tf.function` or an export's endpoints.
+    """
+
+    def maps(x):  # float [h, w, 3] -> (P(bg, interior, boundary) [h, w, 3], P(atypical) [h, w])
+        h, w = tf.shape(x)[0], tf.shape(x)[1]
+        ph, pw = (-h) % stride, (-w) % stride
+        # Mirror padding: nuclei cut by the border stay plausible (images need >= stride/2 px).
+        x = tf.pad(x, [[0, ph], [0, pw], [0, 0]], mode="SYMMETRIC")[None]
+        if recipe.test_time_flips:  # The mean over the four mirror images.
+            x = tf.concat([x, x[:, ::-1], x[:, :, ::-1], x[:, ::-1, ::-1]], 0)
+        out = model(x, training=False)
+        seg, aty = out["segmentation"], out["atypical"]
+        if recipe.test_time_flips:
+            seg = (seg[0] + seg[1, ::-1] + seg[2, :, ::-1] + seg[3, ::-1, ::-1])[None] / 4
+            aty = (aty[0] + aty[1, ::-1] + aty[2, :, ::-1] + aty[3, ::-1, ::-1])[None] / 4
+        return seg[0, :h, :w], aty[0, :h, :w, 0]
+
+    def segment(pixels):
+        x = tf.cast(pixels, tf.float32)
+        seg, aty = maps(x)
+        if recipe.nucleus_diameter:
+            h, w = tf.shape(x)[0], tf.shape(x)[1]
+            factor = rescale_factor(instances_from_maps(seg, aty, recipe)["instances"], recipe)
+            size = tf.cast(tf.round(tf.cast(tf.stack([h, w]), tf.float32) * factor), tf.int32)
+            size = tf.maximum(size, stride)
+
+            def rescaled():
+                s, a = maps(tf.image.resize(x, size))
+                return tf.image.resize(s, [h, w]), tf.image.resize(a[..., None], [h, w])[..., 0]
+
+            resize = tf.abs(tf.math.log(factor)) > np.log(1.2)
+            seg, aty = tf.cond(resize, rescaled, lambda: (seg, aty))
+            # The boundary ring was drawn at the resized scale: seeds grow as far in native pixels.
+            steps = tf.cast(tf.math.ceil((recipe.boundary_px + 1) / tf.where(resize, factor, 1.0)), tf.int32)
+            return instances_from_maps(seg, aty, recipe, steps)
+        return instances_from_maps(seg, aty, recipe)
+
+    return segment
+
+
+def rescale_factor(instances: tf.Tensor, recipe: SegmenterRecipe) -> tf.Tensor:
+    """The resize that brings the median nucleus to `recipe.nucleus_diameter` px;
+    1 without nuclei, and within [1/3, 2] (so a 1 Mpx image stays under 4 Mpx)."""
+    area = tf.math.bincount(tf.reshape(instances, [-1]))[1:]
+    area = tf.sort(tf.boolean_mask(area, area > 0))
+
+    def factor():
+        diameter = 2.0 * tf.sqrt(tf.cast(area[tf.size(area) // 2], tf.float32) / np.pi)
+        return tf.clip_by_value(recipe.nucleus_diameter / diameter, 1 / 3, 2.0)
+
+    return tf.cond(tf.size(area) > 0, factor, lambda: tf.constant(1.0))
+
+
+def photometric_jitter(x: tf.Tensor, stain: bool) -> tf.Tensor:
+    """Per-image gain, offset and noise on a float `[b, h, w, 3]` batch in 0-255: exposures vary. With
+    `stain`, also a random colour mix near the identity, a third greyscale and a fifth inverted: stains and
+    imaging modes vary."""
+    b = tf.shape(x)[0]
+    gain = tf.random.uniform([b, 1, 1, 1], 0.7, 1.3)
+    offset = tf.random.uniform([b, 1, 1, 1], -20.0, 20.0)
+    noise = tf.random.normal(tf.shape(x)) * tf.random.uniform([b, 1, 1, 1], 0.0, 8.0)
+    if stain:
+        mix = tf.eye(3, batch_shape=[b]) + tf.random.normal([b, 3, 3], stddev=0.15)
+        grey = tf.cast(tf.random.uniform([b, 1, 1]) < 0.33, tf.float32)
+        mix = mix * (1 - grey) + grey * tf.ones([b, 3, 3]) / 3
+        x = tf.einsum("bhwc,bcd->bhwd", x, mix)
+        invert = tf.cast(tf.random.uniform([b, 1, 1, 1]) < 0.2, tf.float32)
+        x = x * (1 - invert) + (255.0 - x) * invert
+    return tf.clip_by_value(x * gain + offset + noise, 0.0, 255.0)
 
 
 # --- Metrics -----------------------------------------------------------------------
