@@ -63,11 +63,11 @@ def test_rescale_factor_brings_the_median_nucleus_to_the_recipe_diameter():
     instances = np.zeros((64, 64), np.int32)
     for k, (y, x) in enumerate([(2, 2), (2, 30), (30, 2)], start=1):
         _square((64, 64), y, x, 10, k, into=instances)  # Area 100: half the recipe's diameter.
-    assert float(cm._rescale_factor(tf.constant(instances), recipe)) == pytest.approx(2.0)
+    assert float(segm.rescale_factor(tf.constant(instances), recipe)) == pytest.approx(2.0)
     instances[instances > 0] = 0
     _square((64, 64), 0, 0, 60, 1, into=instances)  # Huge: clipped at a third.
-    assert float(cm._rescale_factor(tf.constant(instances), recipe)) == pytest.approx(1 / 3)
-    assert float(cm._rescale_factor(tf.zeros((8, 8), tf.int32), recipe)) == 1.0  # No nucleus, no resize.
+    assert float(segm.rescale_factor(tf.constant(instances), recipe)) == pytest.approx(1 / 3)
+    assert float(segm.rescale_factor(tf.zeros((8, 8), tf.int32), recipe)) == 1.0  # No nucleus, no resize.
 
 
 def test_sample_styles_are_named_looks(tmp_path):
