@@ -712,6 +712,39 @@ def bench_cells_ablation() -> dict:
                                                    for k in steps if k in done and "real" in done[k]}}
 
 
+def bench_cells_sheet() -> dict:
+    """docs/cell_microscopy_contact_sheet.png: real DSB 2018 images (val split) above the sample before and
+    after it was matched to them (8 each, whole images shrunk to 160 px)."""
+    real = REALDATA / "cell_microscopy"
+    if not real.exists():
+        return {"skipped": f"{real} absent"}
+    import tempfile as tmp
+
+    from PIL import Image, ImageDraw
+
+    from tasks.cell_microscopy import RECIPES, load_data
+    from tasks.samples import cell_microscopy as gen
+
+    cell, n, label = 160, 8, 18
+    rows = [("real DSB 2018 (val split)", load_data(real, RECIPES["default"]).splits["val"].images[:n])]
+    for style in ("baseline", "realistic"):
+        with tmp.TemporaryDirectory() as folder:
+            gen.make_data(Path(folder), n, 1, gen.STYLES[style])
+            rows.append((f"sample, --style {style}", load_data(Path(folder), RECIPES["default"]).splits["all"].images))
+    sheet = Image.new("RGB", (n * cell, len(rows) * (cell + label)), (255, 255, 255))
+    draw = ImageDraw.Draw(sheet)
+    for r, (title, images) in enumerate(rows):
+        top = r * (cell + label)
+        draw.text((4, top + 2), title, fill=(0, 0, 0))
+        for i, pixels in enumerate(images[:n]):
+            image = Image.fromarray(pixels)
+            image.thumbnail((cell, cell))
+            sheet.paste(image, (i * cell, top + label))
+    out = ROOT / "docs" / "cell_microscopy_contact_sheet.png"
+    sheet.save(out)
+    return {"file": str(out.relative_to(ROOT)), "rows": [t for t, _ in rows]}
+
+
 def _detector_bench(task: str, sample_glob: str, real: Path, tag: str) -> dict:
     """A detection task: default recipe end to end, export latency on one generated
     image, and on real data (when present): the generated-data model alone, the
@@ -1001,7 +1034,8 @@ BENCHES = {"e2e": bench_e2e, "overhead": bench_overhead, "loader": bench_loader,
            "pedestrians": bench_pedestrians, "machinery": bench_machinery, "matrix": bench_matrix,
            "reliability": bench_reliability, "signs_ablation": bench_signs_ablation,
            "signs_sheet": bench_signs_sheet, "signs_realistic": bench_signs_realistic,
-           "signs_mixed": bench_signs_mixed, "cells_ablation": bench_cells_ablation}
+           "signs_mixed": bench_signs_mixed, "cells_ablation": bench_cells_ablation,
+           "cells_sheet": bench_cells_sheet}
 # bench_voice joins BENCHES when voice_commands joins the registry (issue 16: its recipe misses its targets yet).
 
 
@@ -1040,7 +1074,9 @@ def _render_cells_ablation(results: dict) -> list[str]:
         *_measured(results, "cells_ablation"),
         "Each row trains the default recipe plus the row's change (rows are cumulative within a block) and scores "
         "the model on the real DSB val split (22 images; every choice was made here) and test split (25 images, "
-        "reported) under each inference setting; no retraining between columns. Cells: F1 at IoU 0.5, val / test "
+        "reported) under each inference setting; no retraining between columns. Real images beside the sample: "
+        "[docs/cell_microscopy_contact_sheet.png](cell_microscopy_contact_sheet.png) (`--only cells_sheet`). "
+        "Cells: F1 at IoU 0.5, val / test "
         "(test is scored for `plain` and for the row's best setting on val; `-`: not scored).",
         "",
         "| training | " + " | ".join(settings) + " | train time |",
