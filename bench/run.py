@@ -599,16 +599,13 @@ CELL_PLAIN = ("scale_range=1,1", "stain_jitter=false")
 CELL_JITTER = ("scale_range=0.6,1.6", "stain_jitter=true")
 
 
-def _cells_on_real(run: Path, real: Path, settings: dict, splits: tuple[str, ...]) -> dict:
-    """A cell_microscopy model on real DSB splits under each of `settings` (names -> recipe values):
-    F1@0.5, DSB score, count error, splits and merges, and F1 by imaging mode and nucleus size."""
-    from suite.runs import load_trained
-    from tasks import TASKS
+def _cells_on_real(trained: tuple, data, settings: dict, splits: tuple[str, ...]) -> dict:
+    """A cell_microscopy model (`load_trained`'s model and recipe) on real DSB splits under each of `settings`
+    (names -> recipe values): F1@0.5, DSB score, count error, splits and merges, and F1 by imaging mode and
+    nucleus size."""
     from tasks import cell_microscopy as cm
 
-    task = TASKS["cell_microscopy"]
-    model, recipe, _, _ = load_trained(task, run)
-    data = task.load_data(real, recipe)
+    model, recipe = trained
     keys = ("f1_50", "dsb_score", "pixel_dice", "count_relative_error", "splits", "merges", "precision_50",
             "recall_50", "n", "nuclei")
     out: dict = {}
@@ -655,9 +652,11 @@ def bench_cells_ablation() -> dict:
     import hashlib
     import shutil
 
+    from suite.runs import load_trained
+    from tasks.cell_microscopy import RECIPES, TASK, load_data
     from tasks.samples import cell_microscopy as gen
-    from tasks.cell_microscopy import TASK
 
+    data = load_data(real, RECIPES["default"])  # Decoded once: every step is scored on the same splits.
     digest = hashlib.sha256(b"".join((ROOT / f).read_bytes() for f in (
         "tasks/samples/cell_microscopy.py", "suite/segmentation.py"))).hexdigest()[:16]
     # name: (training data: a sample style or "real", recipe overrides, sample style mixed in and its share).
@@ -684,32 +683,35 @@ def bench_cells_ablation() -> dict:
             (folder / "done").write_text(digest)
         return folder
 
-    for i, (name, (data, sets, mix)) in enumerate(steps.items()):
-        key, run = json.dumps([data, sets, mix, digest]), work / f"step{i}"  # Each step's model is kept.
+    for i, (name, (source, sets, mix)) in enumerate(steps.items()):
+        key, run = json.dumps([source, sets, mix, digest]), work / f"step{i}"  # Each step's model is kept.
         if only and str(i) not in only.split(","):
             continue
         if done.get(name, {}).get("key") != key or not (run / "best.keras").exists():
             args = [x for value in sets for x in ("--set", value)]
             if mix:
                 args += ["--mix", str(sample(mix[0])), "--mix-share", str(mix[1])]
-            metrics, seconds = _train_fresh("cell_microscopy", real if data == "real" else sample(data), run, work,
-                                            *args)
-            done[name] = {"key": key, "data": data, "recipe_overrides": list(sets), "mix": mix,
+            metrics, seconds = _train_fresh("cell_microscopy", real if source == "real" else sample(source), run,
+                                            work, *args)
+            done[name] = {"key": key, "data": source, "recipe_overrides": list(sets), "mix": mix,
                           "train_seconds": seconds,
                           "own_test": {k: metrics[k] for k in ("f1_50", "dsb_score", "count_relative_error", "n")}}
         # Val under every setting this step's kept model was not scored under yet (a setting's values are its
         # name's meaning); test under "plain" and under the best setting on val only.
         scores = done[name].setdefault("real", {})
-        for setting, part in _cells_on_real(run, real, {k: v for k, v in CELL_INFERENCE.items() if k not in scores},
-                                            ("val",)).items():
-            scores[setting] = part
-        best = max((k for k in scores if k in CELL_INFERENCE), key=lambda k: scores[k]["val"]["f1_50"])
-        for setting in ("plain", best):
-            if "test" not in scores[setting]:
-                scores[setting].update(_cells_on_real(run, real, {setting: CELL_INFERENCE[setting]}, ("test",))[setting])
+        new = {k: v for k, v in CELL_INFERENCE.items() if k not in scores}
+        best = max(CELL_INFERENCE, key=lambda k: (scores.get(k) or {"val": {"f1_50": -1.0}})["val"]["f1_50"])
+        if new or any("test" not in scores[k] for k in ("plain", best)):
+            trained = load_trained(TASK, run)[:2]
+            scores.update(_cells_on_real(trained, data, new, ("val",)))
+            best = max(CELL_INFERENCE, key=lambda k: scores[k]["val"]["f1_50"])
+            for setting in ("plain", best):
+                if "test" not in scores[setting]:
+                    scores[setting].update(_cells_on_real(trained, data, {setting: CELL_INFERENCE[setting]},
+                                                          ("test",))[setting])
         cache.write_text(json.dumps(done, indent=1, default=str))
-    return {"inference": CELL_INFERENCE, "inference_first": CELL_INFERENCE_FIRST, "steps": {k: {m: v for m, v in done[k].items() if m != "key"}
-                                                   for k in steps if k in done and "real" in done[k]}}
+    return {"inference": CELL_INFERENCE, "inference_first": CELL_INFERENCE_FIRST,
+            "steps": {k: {m: v for m, v in done[k].items() if m != "key"} for k in steps if k in done and "real" in done[k]}}
 
 
 def bench_cells_sheet() -> dict:

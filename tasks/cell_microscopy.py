@@ -269,7 +269,7 @@ def dataset(examples: Cells, recipe: Recipe, training: bool, batch_size: int, cl
     spec = (tf.TensorSpec([c, c, 3], tf.uint8), tf.TensorSpec([c, c], tf.uint8), tf.TensorSpec([c, c], tf.uint8))
 
     if training:
-        images = list(examples.images)
+        images = examples.images
         n = len(images) * recipe.crops_per_image
         low, high = np.log(recipe.scale_range[0]), np.log(recipe.scale_range[1])
         epoch = [0]

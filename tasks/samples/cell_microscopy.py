@@ -30,16 +30,19 @@ class Look:
 
     mode_shares: tuple[float, float, float] = (0.7, 0.18, 0.12)  # DSB 2018 stage 1: ~85% fluorescence.
     blue_share: float = 0.1  # Share of fluorescence drawn blue (DAPI false colour); DSB's are grey.
-    dim: tuple[float, float] = (0.12, 1.0)  # Fluorescence signal gain, log-uniform: DSB nuclei are often 20-40/255.
-    scales: tuple[float, float] = (0.7, 3.2)  # Magnification, log-uniform: DSB nuclei are 9-50 px wide.
+    dim: tuple[float, float] = (0.12, 1.0)  # Fluorescence signal gain: DSB nuclei are often 20-40/255 over black.
+    scales: tuple[float, float] = (0.7, 3.2)  # Magnification: DSB nuclei are 9-50 px wide.
+    # Gain and magnification log-uniform, texture grain growing with magnification. Off: the old draws (gain
+    # uniform; magnification uniform below 1 or above, equally often) and a fixed grain.
+    log_draws: bool = True
     hematoxylin: bool = True  # Stained tissue: purple nuclei on lavender or grey-blue, as DSB's are (not pink).
     brightness: tuple[float, float] = (0.3, 1.0)  # Per-nucleus brightness of normal nuclei.
     spindles: float = 0.12  # Share of normal nuclei drawn long and thin (x3 in stained tissue).
 
 
 # Before the looks were compared with DSB 2018 (`suite data make cell_microscopy --style baseline`).
-BASELINE = Look(mode_shares=(0.55, 0.3, 0.15), blue_share=0.4, dim=(0.5, 1.0), scales=(0.0, 0.0), hematoxylin=False,
-                brightness=(0.45, 0.75), spindles=0.0)
+BASELINE = Look(mode_shares=(0.55, 0.3, 0.15), blue_share=0.4, dim=(0.5, 1.0), scales=(0.7, 1.8), log_draws=False,
+                hematoxylin=False, brightness=(0.45, 0.75), spindles=0.0)
 STYLES = {"baseline": BASELINE, "realistic": Look()}
 
 
@@ -87,12 +90,13 @@ def render_image(rng: np.random.Generator, size: tuple[int, int],
     h, w = size
     style = MODES[int(rng.choice(3, p=list(look.mode_shares)))]
     density = rng.uniform(0.4, 1.6)
-    if look.scales[1]:
-        scale = _log_uniform(rng, *look.scales)  # Magnification.
+    low, high = look.scales
+    if look.log_draws:
+        scale = _log_uniform(rng, low, high)  # Magnification.
     else:
-        scale = float(rng.choice([rng.uniform(0.7, 1.0), rng.uniform(1.0, 1.8)]))
+        scale = float(rng.choice([rng.uniform(low, 1.0), rng.uniform(1.0, high)]))
     # Texture grain in pixels grows with magnification (smoothly, as out-of-focus light does).
-    grain = max(1.0, scale) ** 0.5 if look.scales[1] else 1.0
+    grain = max(1.0, scale) ** 0.5 if look.log_draws else 1.0
     n = int(rng.integers(10, 60) * density * h * w / 256**2 / scale**2) + 3
     atypical_share = float(rng.choice([0.0, rng.uniform(0.05, 0.5)], p=[0.3, 0.7]))
     instances = np.zeros((h, w), np.int32)
@@ -128,7 +132,7 @@ def render_image(rng: np.random.Generator, size: tuple[int, int],
     texture_bg = ndimage.gaussian_filter(rng.normal(size=(h, w)), 3) * 2.5
     if style == "fluorescence":
         base = rng.uniform(0.01, 0.08) + 0.02 * texture_bg
-        gain = _log_uniform(rng, *look.dim) if look.dim[0] < 0.5 else rng.uniform(*look.dim)
+        gain = _log_uniform(rng, *look.dim) if look.log_draws else rng.uniform(*look.dim)
         signal = (base + intensity * gain) * light
         color = np.array([1, 1, 1]) if rng.random() < 1 - look.blue_share else np.array([0.25, 0.35, 1.0])
         rgb = signal[..., None] * color
