@@ -55,15 +55,27 @@ def targets(instances: np.ndarray, kinds: np.ndarray, boundary_px: int) -> tuple
     Returns:
         `seg` uint8 (0 background, 1 interior, 2 boundary: nucleus pixels
         within `boundary_px` of another label or the background) and
-        `atypical` uint8 (1 where the pixel's nucleus is atypical).
+        `atypical` uint8 (1 where the pixel's nucleus is atypical). A nucleus
+        too small to keep an interior under that ring (one under ~8 px across
+        at 2 px) gets a 1 px ring, or none: without an interior it never
+        seeds an instance (a real-data model missed 53 of the 70 real DSB val
+        nuclei under 50 px).
     """
     from scipy import ndimage
 
-    size = 2 * boundary_px + 1
-    grown = ndimage.maximum_filter(instances, size=size, mode="nearest")
-    shrunk = -ndimage.maximum_filter(-instances, size=size, mode="nearest")
+    def ring(px: int) -> np.ndarray:
+        grown = ndimage.maximum_filter(instances, size=2 * px + 1, mode="nearest")
+        shrunk = -ndimage.maximum_filter(-instances, size=2 * px + 1, mode="nearest")
+        return inside & ((grown != instances) | (shrunk != instances))
+
     inside = instances > 0
-    edge = inside & ((grown != instances) | (shrunk != instances))
+    edge = ring(boundary_px)
+    for px in range(boundary_px - 1, -1, -1):  # Thinner rings, only for the nuclei that need them.
+        interior = np.bincount(instances[inside & ~edge], minlength=int(instances.max()) + 1)
+        small = inside & (interior < 4)[instances]  # Fewer than 4 interior pixels: a seed too fragile to find.
+        if not small.any():
+            break
+        edge = np.where(small, ring(px) if px else False, edge)
     seg = np.where(inside, np.where(edge, 2, 1), 0).astype(np.uint8)
     return seg, (kinds[instances] == 1).astype(np.uint8) * inside
 

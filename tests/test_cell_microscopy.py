@@ -124,6 +124,21 @@ def test_touching_nuclei_come_back_as_separate_instances():
     assert out["instance_class"].numpy()[iou[1].argmax()] == 1
 
 
+def test_small_nuclei_keep_an_interior_to_seed_from():
+    """A nucleus narrower than two boundary rings gets a thinner ring, not none: under the 2 px ring a 5 px
+    nucleus kept one interior pixel, too fragile a seed on real images."""
+    recipe = cm.RECIPES["default"]
+    true = np.zeros((32, 32), np.int32)
+    yy, xx = np.mgrid[:32, :32]
+    true[(yy - 8) ** 2 + (xx - 8) ** 2 <= 6.25] = 1  # 21 px, 5 across.
+    true[20:30, 20:30] = 2
+    seg, _ = segm.targets(true, np.zeros(3, np.int32), recipe.boundary_px)
+    assert ((seg == 1) & (true == 1)).sum() == 5  # Under a 1 px ring: the centre and its four neighbours.
+    assert ((seg == 1) & (true == 2)).sum() == 36  # Large enough for the 2 px ring: 6 x 6.
+    out = segm.instances_from_maps(tf.one_hot(seg, 3), tf.zeros((32, 32)), recipe)
+    assert int(out["num_nuclei"]) == 2 and (segm.match(true, out["instances"].numpy()).max(1) > 0.8).all()
+
+
 def test_loader_reports_overlaps_empty_and_broken_masks(tmp_path):
     folder = tmp_path / "abc"
     (folder / "images").mkdir(parents=True)
