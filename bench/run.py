@@ -681,6 +681,9 @@ def bench_cells_ablation() -> dict:
         "the same + small nuclei keep an interior (thinner ring)": (
             "real", CELL_JITTER, ("realistic", 0.3), ("--approach", "transfer", "--from", str(work / "step2"),
                                                       "--set", "finetune_lr_scale=0.5")),
+        "the same, twice the steps (60 epochs)": (
+            "real", CELL_JITTER, ("realistic", 0.3), ("--approach", "transfer", "--from", str(work / "step2"),
+                                                      "--set", "finetune_lr_scale=0.5", "--set", "epochs=60")),
     }
     only = os.environ.get("CELLS_STEPS")
     work.mkdir(parents=True, exist_ok=True)
