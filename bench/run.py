@@ -684,6 +684,10 @@ def bench_cells_ablation() -> dict:
         "the same, twice the steps (60 epochs)": (
             "real", CELL_JITTER, ("realistic", 0.3), ("--approach", "transfer", "--from", str(work / "step2"),
                                                       "--set", "finetune_lr_scale=0.5", "--set", "epochs=60")),
+        "the same, 60 epochs without early stopping": (
+            "real", CELL_JITTER, ("realistic", 0.3), ("--approach", "transfer", "--from", str(work / "step2"),
+                                                      "--set", "finetune_lr_scale=0.5", "--set", "epochs=60",
+                                                      "--set", "early_stopping_patience=60")),
     }
     only = os.environ.get("CELLS_STEPS")
     work.mkdir(parents=True, exist_ok=True)
