@@ -667,6 +667,8 @@ def bench_cells_ablation() -> dict:
         "tasks/samples/cell_microscopy.py", "suite/segmentation.py"))).hexdigest()[:16]
     # name: (training data: a sample style or "real", recipe overrides, sample style mixed in and its share[,
     # other `suite train` arguments]).
+    mixed = ("real", CELL_JITTER, ("realistic", 0.3))
+    from_sim = ("--approach", "transfer", "--from", str(work / "step2"), "--set", "finetune_lr_scale=0.5")
     steps = {
         "generated, baseline look (the sample before)": ("baseline", CELL_PLAIN, None),
         "generated, realistic look": ("realistic", CELL_PLAIN, None),
@@ -674,20 +676,12 @@ def bench_cells_ablation() -> dict:
         "real train split, default recipe": ("real", CELL_PLAIN, None),
         "real train split + scale and stain jitter": ("real", CELL_JITTER, None),
         "real train split + jitter + realistic sample mixed in (30%)": ("real", CELL_JITTER, ("realistic", 0.3)),
-        "the same, starting from the generated-data model (step 2), at half the rate": (
-            "real", CELL_JITTER, ("realistic", 0.3), ("--approach", "transfer", "--from", str(work / "step2"),
-                                                      "--set", "finetune_lr_scale=0.5")),
+        "the same, starting from the generated-data model (step 2), at half the rate": (*mixed, from_sim),
         # Measured after targets() gave small nuclei a thinner ring (the rows above trained before it).
-        "the same + small nuclei keep an interior (thinner ring)": (
-            "real", CELL_JITTER, ("realistic", 0.3), ("--approach", "transfer", "--from", str(work / "step2"),
-                                                      "--set", "finetune_lr_scale=0.5")),
-        "the same, twice the steps (60 epochs)": (
-            "real", CELL_JITTER, ("realistic", 0.3), ("--approach", "transfer", "--from", str(work / "step2"),
-                                                      "--set", "finetune_lr_scale=0.5", "--set", "epochs=60")),
+        "the same + small nuclei keep an interior (thinner ring)": (*mixed, from_sim),
+        "the same, twice the steps (60 epochs)": (*mixed, (*from_sim, "--set", "epochs=60")),
         "the same, 60 epochs without early stopping": (
-            "real", CELL_JITTER, ("realistic", 0.3), ("--approach", "transfer", "--from", str(work / "step2"),
-                                                      "--set", "finetune_lr_scale=0.5", "--set", "epochs=60",
-                                                      "--set", "early_stopping_patience=60")),
+            *mixed, (*from_sim, "--set", "epochs=60", "--set", "early_stopping_patience=60")),
     }
     only = os.environ.get("CELLS_STEPS")
     work.mkdir(parents=True, exist_ok=True)
