@@ -1,7 +1,8 @@
 """Audio helpers shared by the loader and the exported graph: check, decode,
 resample and fit WAV clips, all in TensorFlow ops so both paths agree; and the
 in-model front end speech tasks share (log-mel with per-clip `Decibels`,
-`SpecAugment`)."""
+`SpecAugment` with speaker and tempo warps) and their two networks (`ds_cnn`,
+`bc_resnet`)."""
 
 from __future__ import annotations
 
@@ -218,12 +219,19 @@ class SpecAugment(keras.layers.Layer):
         freq_masks: masks along frequency per example.
         freq_width: largest frequency mask, in bins.
         seed: optional seed.
+        freq_warp: largest relative stretch of the mel axis per example (0.1:
+            factors 0.9-1.1), a vocal-tract-length perturbation (VTLP, Jaitly
+            and Hinton 2013) in the feature domain: other speakers. Defaults to 0.
+        time_warp: largest relative stretch of the time axis about the clip's
+            centre, a tempo perturbation: other speaking rates. Defaults to 0.
     """
 
-    def __init__(self, time_masks=2, time_width=10, freq_masks=2, freq_width=5, seed=None, **kwargs):
+    def __init__(self, time_masks=2, time_width=10, freq_masks=2, freq_width=5, seed=None,
+                 freq_warp=0.0, time_warp=0.0, **kwargs):
         super().__init__(**kwargs)
         self.time_masks, self.time_width = time_masks, time_width
         self.freq_masks, self.freq_width = freq_masks, freq_width
+        self.freq_warp, self.time_warp = freq_warp, time_warp
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
 
@@ -236,9 +244,28 @@ class SpecAugment(keras.layers.Layer):
             keep *= 1.0 - tf.cast((positions >= start) & (positions < start + tf.floor(w)), tf.float32)
         return keep
 
+    def _warp(self, x, axis, largest):
+        """Stretches `axis` (1: time, 2: mel) by a random factor per example,
+        with linear interpolation about the axis' centre, edges held."""
+        size = x.shape[axis]
+        factor = 1.0 + keras.random.uniform([tf.shape(x)[0], 1], -largest, largest, seed=self.seed_generator)
+        centre = 0.0 if axis == 2 else (size - 1) / 2  # Mel warps keep 0 Hz; time stretches keep the middle.
+        source = tf.clip_by_value(centre + (tf.range(size, dtype=tf.float32)[None, :] - centre) / factor, 0, size - 1)
+        low = tf.cast(tf.floor(source), tf.int32)
+        high = tf.minimum(low + 1, size - 1)
+        t = source - tf.cast(low, tf.float32)
+        moved = tf.transpose(x, [0, axis, 3 - axis, 3])  # The warped axis second, for gathers per example.
+        mixed = (tf.gather(moved, low, batch_dims=1) * (1 - t)[:, :, None, None]
+                 + tf.gather(moved, high, batch_dims=1) * t[:, :, None, None])
+        return tf.transpose(mixed, [0, axis, 3 - axis, 3])
+
     def call(self, x, training=None):
         if not training:
             return x
+        if self.freq_warp:
+            x = self._warp(x, 2, self.freq_warp)
+        if self.time_warp:
+            x = self._warp(x, 1, self.time_warp)
         shape = tf.shape(x)  # [batch, time, freq, 1]
         t = self._mask(shape[0], x.shape[1], self.time_masks, self.time_width)
         f = self._mask(shape[0], x.shape[2], self.freq_masks, self.freq_width)
@@ -246,7 +273,8 @@ class SpecAugment(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "time_masks": self.time_masks, "time_width": self.time_width,
-                "freq_masks": self.freq_masks, "freq_width": self.freq_width, "seed": self.seed}
+                "freq_masks": self.freq_masks, "freq_width": self.freq_width, "seed": self.seed,
+                "freq_warp": self.freq_warp, "time_warp": self.time_warp}
 
 
 def log_mel(waveform: keras.KerasTensor, mel_bins: int, top_db: float) -> keras.KerasTensor:
@@ -276,3 +304,64 @@ def log_mel(waveform: keras.KerasTensor, mel_bins: int, top_db: float) -> keras.
     x = keras.layers.Permute((2, 1))(x)  # [time, mel]
     x = keras.layers.Reshape((-1, mel_bins, 1))(x)
     return keras.layers.Rescaling(1 / 20, name="input_norm")(x)
+
+
+def _bn_relu(x: keras.KerasTensor) -> keras.KerasTensor:  # Momentum 0.9: statistics settle in tens of steps.
+    return keras.layers.ReLU()(keras.layers.BatchNormalization(momentum=0.9)(x))
+
+
+def ds_cnn(x: keras.KerasTensor, width: int, blocks: int) -> keras.KerasTensor:
+    """Depthwise-separable CNN (DS-CNN, Zhang et al. 2017) over log-mels.
+
+    Args:
+        x: features `[batch, time, mel, 1]`.
+        width: channels (DS-CNN-S: 64).
+        blocks: depthwise-separable blocks after the first convolution.
+
+    Returns:
+        `[batch, width]` after global average pooling.
+    """
+    x = _bn_relu(keras.layers.Conv2D(width, (10, 4), strides=(2, 2), padding="same", use_bias=False)(x))
+    for _ in range(blocks):
+        x = _bn_relu(keras.layers.DepthwiseConv2D(3, padding="same", use_bias=False)(x))
+        x = _bn_relu(keras.layers.Conv2D(width, 1, use_bias=False)(x))
+    return keras.layers.GlobalAveragePooling2D()(x)
+
+
+def bc_resnet(x: keras.KerasTensor, width: int, dropout: float = 0.1) -> keras.KerasTensor:
+    """Broadcasted residual learning (BC-ResNet, Kim et al. 2021) over log-mels.
+
+    Each block convolves along frequency on the full 2-D map, averages the
+    frequency axis away, convolves along (dilated) time on that 1-D summary
+    and broadcasts the result back: 2-D features at close to 1-D cost.
+
+    Args:
+        x: features `[batch, time, mel, 1]`.
+        width: the first stage's channels (BC-ResNet-1 is 8); the stages
+            have 1, 1.5, 2 and 2.5 times it.
+        dropout: spatial dropout in the temporal branch. Defaults to 0.1.
+
+    Returns:
+        `[batch, channels]` after pooling over time and frequency.
+    """
+    def block(x, channels, freq_stride, dilation):
+        transition = x.shape[-1] != channels
+        if transition:
+            x = _bn_relu(keras.layers.Conv2D(channels, 1, use_bias=False)(x))
+        aux = keras.layers.BatchNormalization(momentum=0.9)(keras.layers.DepthwiseConv2D(
+            (1, 3), strides=(1, freq_stride), padding="same", use_bias=False)(x))  # f2: along frequency.
+        y = keras.layers.AveragePooling2D((1, aux.shape[2]))(aux)  # Frequency averaged away.
+        y = keras.layers.DepthwiseConv2D((3, 1), dilation_rate=(dilation, 1), padding="same", use_bias=False)(y)
+        y = keras.layers.Activation("swish")(keras.layers.BatchNormalization(momentum=0.9)(y))
+        y = keras.layers.SpatialDropout2D(dropout)(keras.layers.Conv2D(channels, 1, use_bias=False)(y))
+        parts = [aux, y] if transition or freq_stride > 1 else [x, aux, y]
+        return keras.layers.ReLU()(keras.layers.Add()(parts))  # y: [b, t, 1, c], broadcast over frequency.
+
+    x = _bn_relu(keras.layers.Conv2D(2 * width, 5, strides=(1, 2), padding="same", use_bias=False)(x))
+    for i, (blocks, scale) in enumerate(((2, 1.0), (2, 1.5), (4, 2.0), (4, 2.5))):
+        for j in range(blocks):
+            x = block(x, int(width * scale), 2 if (j == 0 and i in (1, 2)) else 1, 2**i)
+    x = keras.layers.DepthwiseConv2D((5, x.shape[2]), padding="valid", use_bias=False)(
+        keras.layers.ZeroPadding2D(((2, 2), (0, 0)))(x))  # Head: all frequency bands at once.
+    x = _bn_relu(keras.layers.Conv2D(4 * width, 1, use_bias=False)(x))
+    return keras.layers.GlobalAveragePooling2D()(x)

@@ -21,7 +21,7 @@ at any sample rate (resampled to 16 kHz, padded or cropped to 1 s); without
 split lists, whole speakers are held out. The generator (`tasks/samples/speech_commands.py`) speaks the words with
 espeak-ng (shipped by the `espeakng-loader` package, so no system install) in
 many voices, rates and pitches, adds room noise, and writes the Speech
-Commands layout.
+Commands layout (`--style digits`: spoken digits in FSDD's layout, at 8 kHz).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ import numpy as np
 import tensorflow as tf
 
 from suite import corruptions
-from suite.audio import SAMPLE_RATE, SpecAugment, check_wav_file, colored_noise, decode_wav, fit_length, log_mel
+from suite.audio import SAMPLE_RATE, SpecAugment, bc_resnet, ds_cnn, check_wav_file, colored_noise, decode_wav, fit_length, log_mel
 from suite.config import TrainRecipe
 from suite.data import DataReport, pipeline
 from suite.errors import UserError
@@ -66,9 +66,10 @@ class Recipe(TrainRecipe):
     unknown_percent: int = 10  # `_unknown_` examples per 100 word examples (likewise).
     val_percent: int = 10  # Speakers held out for validation when a set has no lists.
     test_percent: int = 10  # Speakers held out for test when a set has no lists.
-    test_speakers: tuple[str, ...] = ()  # Force these speakers into test (and no other).
+    test_speakers: tuple[str, ...] = ()  # Force these speakers into test (and no other), in sets that have them.
     mel_bins: int = 40  # The DS-CNN paper's 40 log-mel bands.
     top_db: float = 60.0  # Dynamic range kept below each clip's peak (see Decibels).
+    network: str = "dscnn"  # Or "bcresnet" (suite.audio.bc_resnet, with `width` its first stage's channels).
     width: int = 64  # DS-CNN-S channels (the parameter count is in docs/benchmarks.md).
     blocks: int = 4  # Depthwise-separable blocks.
     dropout: float = 0.2  # Before the classifier.
@@ -80,6 +81,8 @@ class Recipe(TrainRecipe):
     time_mask_frames: int = 10  # ... up to 100 ms each ...
     freq_masks: int = 2  # ... two frequency masks ...
     freq_mask_bins: int = 5  # ... and up to 5 of 40 mel bands.
+    freq_warp: float = 0.0  # Mel-axis stretch per clip (VTLP): other vocal tracts.
+    time_warp: float = 0.0  # Time-axis stretch per clip: other speaking rates.
 
 
 RECIPES = {
@@ -185,8 +188,8 @@ def _usable(paths: list[Path], report: DataReport) -> list[Path]:
 def _speaker_splits(speakers: set[str], recipe: Recipe) -> dict[str, str]:
     """Whole speakers to splits: forced test speakers, else hash-ordered shares."""
     order = sorted(speakers, key=lambda s: zlib.crc32(s.encode()))
-    if recipe.test_speakers:
-        test = set(recipe.test_speakers)
+    test = set(recipe.test_speakers)
+    if test & speakers:  # A set with none of them (a --mix sample of other voices) splits by hash.
         if not test <= speakers:
             raise UserError(f"Expected test_speakers among the set's speakers {sorted(speakers)[:20]}. "
                             f"Received: {sorted(test - speakers)}")
@@ -340,20 +343,13 @@ def dataset(examples: Clips, recipe: Recipe, training: bool, batch_size: int, cl
 
 
 def build_model(recipe: Recipe, class_names: list[str]) -> keras.Model:
-    """DS-CNN (Zhang et al. 2017) with a log-mel front end: raw waveform in."""
+    """DS-CNN (Zhang et al. 2017) or BC-ResNet with a log-mel front end: raw waveform in."""
     waveform = keras.Input((SAMPLE_RATE,), name="waveform")
     x = log_mel(waveform, recipe.mel_bins, recipe.top_db)  # [time, mel, 1], normalised per clip.
     x = SpecAugment(recipe.time_masks, recipe.time_mask_frames, recipe.freq_masks, recipe.freq_mask_bins,
-                    seed=recipe.seed)(x)
+                    seed=recipe.seed, freq_warp=recipe.freq_warp, time_warp=recipe.time_warp)(x)
 
-    def bn_relu(x):  # Momentum 0.9: moving statistics settle in tens of steps, not hundreds.
-        return keras.layers.ReLU()(keras.layers.BatchNormalization(momentum=0.9)(x))
-
-    x = bn_relu(keras.layers.Conv2D(recipe.width, (10, 4), strides=(2, 2), padding="same", use_bias=False)(x))
-    for _ in range(recipe.blocks):
-        x = bn_relu(keras.layers.DepthwiseConv2D(3, padding="same", use_bias=False)(x))
-        x = bn_relu(keras.layers.Conv2D(recipe.width, 1, use_bias=False)(x))
-    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = bc_resnet(x, recipe.width) if recipe.network == "bcresnet" else ds_cnn(x, recipe.width, recipe.blocks)
     x = keras.layers.Dropout(recipe.dropout)(x)
     outputs = keras.layers.Dense(len(class_names), activation="softmax", name="probabilities")(x)
     return keras.Model(waveform, outputs, name="speech_commands_dscnn")

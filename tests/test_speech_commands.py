@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import realdata
-from suite.audio import check_wav_file, decode_wav, fit_length, resample, write_wav
+from suite.audio import SpecAugment, check_wav_file, decode_wav, fit_length, resample, write_wav
 from tasks import speech_commands as sc
 
 RECIPE = sc.RECIPES["smoke"]
@@ -181,3 +181,44 @@ def test_generated_clips_split_by_speaker(tmp_path):
     assert all(speakers.values())
     assert not speakers["train"] & speakers["val"] and not speakers["train"] & speakers["test"] \
         and not speakers["val"] & speakers["test"]
+
+
+def test_digits_sample_is_read_as_fsdd_and_mixes_beside_held_out_real_speakers(tmp_path):
+    """`--style digits` writes FSDD's own layout at 8 kHz; a forced test speaker of the real set does not
+    apply to the sample's voices (a --mix set), which split by hash instead."""
+    sc.TASK.make_data(tmp_path, 60, 0, "digits")
+    files = sorted((tmp_path / "recordings").glob("*.wav"))
+    assert len(files) >= 60 and all(check_wav_file(f) is None for f in files)
+    with wave.open(str(files[0])) as w:
+        assert (w.getframerate(), w.getnchannels()) == (8000, 1) and w.getnframes() < 16000
+    held = sc.dataclasses.replace(RECIPE, test_speakers=("theo",))
+    data = sc.load_data(tmp_path, held)
+    assert data.class_names == [str(d) for d in range(10)] and data.layout == "label_speaker_n.wav set (split by speaker)"
+    assert len(set(data.splits["train"].speakers.tolist())) >= 2 and "theo" not in data.splits["test"].speakers
+    with pytest.raises(sc.UserError, match="Expected test_speakers among"):  # Some but not all: a typo.
+        sc.load_data(tmp_path, sc.dataclasses.replace(RECIPE, test_speakers=(data.splits["train"].speakers[0], "theo")))
+
+
+def test_spec_augment_warps_each_example_by_its_own_factor():
+    """Frequency warps keep 0 Hz and stretch the mel axis; time warps keep the centre; off at inference."""
+    ramp = tf.range(40, dtype=tf.float32)[None, None, :, None] * tf.ones([4, 101, 1, 1])
+    layer = SpecAugment(0, 0, 0, 0, seed=0, freq_warp=0.2)
+    out = layer(ramp, training=True).numpy()[:, 0, :, 0]
+    slopes = out[:, 10] / 10  # Bin 10 reads from bin 10 / factor.
+    assert np.all(out[:, 0] == 0) and np.all((slopes > 1 / 1.2 - 1e-4) & (slopes < 1 / 0.8 + 1e-4))
+    assert len(set(np.round(slopes, 4))) == 4
+    clock = tf.range(101, dtype=tf.float32)[None, :, None, None] * tf.ones([2, 1, 40, 1])
+    timed = SpecAugment(0, 0, 0, 0, seed=0, time_warp=0.2)(clock, training=True).numpy()[:, :, 0, 0]
+    np.testing.assert_allclose(timed[:, 50], 50, atol=1e-4)
+    np.testing.assert_array_equal(layer(ramp, training=False).numpy(), ramp.numpy())
+
+
+def test_bc_resnet_reloads_and_answers_the_same(tmp_path):
+    """The `bcresnet` network round-trips through `.keras` (no Lambda layers) with identical outputs."""
+    recipe = sc.dataclasses.replace(RECIPE, network="bcresnet", width=8)
+    model = sc.build_model(recipe, ["a", "b", "c"])
+    assert 5_000 < model.count_params() < 15_000  # BC-ResNet-1 is about 9k.
+    model.save(tmp_path / "m.keras")
+    again = keras.saving.load_model(tmp_path / "m.keras")
+    waves = np.random.default_rng(0).uniform(-0.3, 0.3, (2, 16000)).astype(np.float32)
+    np.testing.assert_allclose(again.predict(waves, verbose=0), model.predict(waves, verbose=0), atol=1e-5)

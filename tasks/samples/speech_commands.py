@@ -15,8 +15,9 @@ import math
 from pathlib import Path
 
 import numpy as np
+import tensorflow as tf
 
-from suite.audio import SAMPLE_RATE, colored_noise, write_wav
+from suite.audio import SAMPLE_RATE, colored_noise, resample, write_wav
 from suite.data import progress
 from tasks.samples.voices import LANGUAGES, VARIANTS, Espeak, hum, room_noise, to_16k
 from tasks.speech_commands import NOISE_DIR, RECIPES, which_set
@@ -40,14 +41,50 @@ def _babble(rng: np.random.Generator, n: int, talkers: int = 6) -> np.ndarray:
     return out / (out.std() + 1e-12)
 
 
-def make_data(out_dir: Path, size: int, seed: int) -> None:
-    """Writes about `size` 1 s clips of synthesized speech in the Speech Commands layout.
+DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+STYLES = {"digits": "digits"}  # `--style digits`: spoken digits in the Free Spoken Digit Dataset's layout.
+
+
+def make_digits(out_dir: Path, size: int, seed: int) -> None:
+    """Writes about `size` clips of synthesized digits as FSDD ships them:
+    `recordings/{digit}_{speaker}_{n}.wav`, 8 kHz mono, trimmed to the word.
+
+    Each speaker is one voice configuration saying every digit `takes` times
+    with its own rate and pitch wobble; the loader holds whole speakers out.
+    """
+    rng = np.random.default_rng(seed)
+    tts = Espeak.get()
+    folder = Path(out_dir) / "recordings"
+    folder.mkdir(parents=True, exist_ok=True)
+    takes = 3
+    for s in progress(range(max(4, math.ceil(size / (10 * takes)))), desc="spoken digits sample", unit="speaker"):
+        voice = f"{rng.choice(LANGUAGES)}+{rng.choice(VARIANTS)}"
+        base_rate, base_pitch = int(rng.integers(110, 230)), int(rng.integers(15, 85))
+        speaker = hashlib.sha1(f"{voice}/{base_rate}/{base_pitch}/{seed}/{s}".encode()).hexdigest()[:8]
+        for digit, word in enumerate(DIGITS):
+            for n in range(takes):
+                speech = to_16k(tts.say(word, voice, base_rate + int(rng.integers(-20, 21)),
+                                        base_pitch + int(rng.integers(-8, 9)), int(rng.integers(20, 90))), tts.rate)
+                loud = np.flatnonzero(np.abs(speech) > 0.02 * np.abs(speech).max())
+                speech = speech[max(0, loud[0] - 800) : loud[-1] + 800] if loud.size else speech
+                speech = speech / (np.abs(speech).max() + 1e-9) * rng.uniform(0.3, 0.9)
+                noise = room_noise(rng, len(speech))
+                speech = speech + noise * np.sqrt(np.mean(speech**2) + 1e-12) * 10 ** (-rng.uniform(15, 45) / 20)
+                eight_k = resample(tf.constant(speech, tf.float32), SAMPLE_RATE, 8000).numpy()  # FSDD's rate.
+                write_wav(folder / f"{digit}_{speaker}_{n}.wav", np.clip(eight_k, -1, 1), 8000)
+
+
+def make_data(out_dir: Path, size: int, seed: int, style: str = "") -> None:
+    """Writes about `size` 1 s clips of synthesized speech in the Speech Commands layout
+    (`style="digits"`: spoken digits in FSDD's layout, `make_digits`).
 
     Each speaker is one espeak-ng voice configuration (language, variant, base
     rate and pitch) and says each of the ten words once plus three other
     words (for `_unknown_`); its file names hash that configuration, so the
     split lists keep speakers apart as the real dataset does.
     """
+    if style == "digits":
+        return make_digits(out_dir, size, seed)
     out_dir = Path(out_dir)
     rng = np.random.default_rng(seed)
     tts = Espeak.get()
