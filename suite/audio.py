@@ -246,7 +246,7 @@ class SpecAugment(keras.layers.Layer):
 
     def _warp(self, x, axis, largest):
         """Stretches `axis` (1: time, 2: mel) by a random factor per example,
-        with linear interpolation about the axis' centre, edges held."""
+        with linear interpolation, about bin 0 (mel) or the middle (time), edges held."""
         size = x.shape[axis]
         factor = 1.0 + keras.random.uniform([tf.shape(x)[0], 1], -largest, largest, seed=self.seed_generator)
         centre = 0.0 if axis == 2 else (size - 1) / 2  # Mel warps keep 0 Hz; time stretches keep the middle.
