@@ -5,6 +5,7 @@ Run:
     suite train speech_commands          # makes datasets/speech_commands first if absent
     suite export speech_commands
     suite predict speech_commands clip.wav
+    suite train speech_commands --data fsdd --recipe real --mix DIGITS --mix-share 0.5   # DIGITS: --style digits
 
 Expected result with the default recipe on 2 CPU cores: the targets are at
 least 97% accuracy on the generated test split and at most 10 minutes end to
@@ -81,8 +82,8 @@ class Recipe(TrainRecipe):
     time_mask_frames: int = 10  # ... up to 100 ms each ...
     freq_masks: int = 2  # ... two frequency masks ...
     freq_mask_bins: int = 5  # ... and up to 5 of 40 mel bands.
-    freq_warp: float = 0.0  # Mel-axis stretch per clip (VTLP): other vocal tracts.
-    time_warp: float = 0.0  # Time-axis stretch per clip: other speaking rates.
+    freq_warp: float = 0.1  # Mel-axis stretch per clip (VTLP), other vocal tracts: real clips 57% -> 70%.
+    time_warp: float = 0.1  # Time-axis stretch per clip: other speaking rates (measured with freq_warp).
 
 
 RECIPES = {
@@ -92,6 +93,9 @@ RECIPES = {
         snr_db_min=15.0, time_masks=1, freq_masks=1, early_stopping_patience=25,
         deterministic=True,  # Reproducible, so the tests' floors hold on every run.
     ),
+    # A few real speakers (FSDD), with `--mix` of `suite data make speech_commands --style digits` (other voices):
+    # validation on one held-out speaker swings 10-40 points from epoch to epoch, so no early stop; best kept.
+    "real": Recipe(early_stopping_patience=40),
 }
 
 SILENCE, UNKNOWN = "_silence_", "_unknown_"
