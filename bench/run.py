@@ -1380,7 +1380,9 @@ def render(results: dict) -> str:
         lines += ["", "### speech_commands on real voices: ablation (`bench/run.py --only speech_ablation`)", "",
                   *_measured(results, "speech_ablation"),
                   "Each row trains the default recipe with one change on the `speech` entry's generated sample; real "
-                  "clips as above (dev: the train and validation lists; test: `testing_list.txt`).", "",
+                  "clips as above (dev: the train and validation lists; test: `testing_list.txt`). Each row is one "
+                  "run: two runs of one recipe differ on these few clips by more than the rows here do, so read "
+                  "the rows as within noise of each other (issue 17's notes list the repeated runs).", "",
                   "| training | generated test | real dev | real dev per-keyword | real test | real test per-keyword |",
                   "|---|---|---|---|---|---|"]
         for name, r in sa.items():

@@ -40,7 +40,8 @@ import numpy as np
 import tensorflow as tf
 
 from suite import corruptions
-from suite.audio import SAMPLE_RATE, SpecAugment, bc_resnet, ds_cnn, check_wav_file, colored_noise, decode_wav, fit_length, log_mel
+from suite.audio import (SAMPLE_RATE, SpecAugment, bc_resnet, check_wav_file, colored_noise, decode_wav, ds_cnn,
+                         fit_length, log_mel)
 from suite.config import TrainRecipe
 from suite.data import DataReport, pipeline
 from suite.errors import UserError
@@ -82,8 +83,8 @@ class Recipe(TrainRecipe):
     time_mask_frames: int = 10  # ... up to 100 ms each ...
     freq_masks: int = 2  # ... two frequency masks ...
     freq_mask_bins: int = 5  # ... and up to 5 of 40 mel bands.
-    freq_warp: float = 0.1  # Mel-axis stretch per clip (VTLP), other vocal tracts: real clips 57% -> 70%.
-    time_warp: float = 0.1  # Time-axis stretch per clip: other speaking rates (measured with freq_warp).
+    freq_warp: float = 0.1  # Mel-axis stretch per clip (VTLP), other vocal tracts; real dev, 2 runs each: within
+    time_warp: float = 0.1  # noise (65.3-71.1% vs 59.5-71.9%), per-keyword 50.7-61.2% vs 39.7-55.2%; 0.2: 66.1%.
 
 
 RECIPES = {
