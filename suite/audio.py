@@ -191,22 +191,36 @@ class Decibels(keras.layers.Layer):
 
     Args:
         top_db: dynamic range kept below the peak. Defaults to 60.
+        band_mean: over what each band's mean is taken and removed: "window"
+            (every frame), "recording" (the frames that are not digital
+            silence, so a word reads the same whatever padding follows it in a
+            long window), or "none". Defaults to "window".
     """
 
-    def __init__(self, top_db: float = 60.0, **kwargs):
+    def __init__(self, top_db: float = 60.0, band_mean: str = "window", **kwargs):
         super().__init__(**kwargs)
+        if band_mean not in ("window", "recording", "none"):
+            raise ValueError(f"Expected band_mean 'window', 'recording' or 'none'. Received: {band_mean!r}")
         self.top_db = top_db
+        self.band_mean = band_mean
 
     def call(self, x):  # x: power, [batch, mel, time].
         db = 10.0 * keras.ops.log10(keras.ops.maximum(x, 1e-10))
         peak = keras.ops.max(db, axis=(1, 2), keepdims=True)
         db = keras.ops.maximum(db - peak, -self.top_db)
+        if self.band_mean == "none":
+            return db
         # Per-band mean over time (cepstral mean normalisation): bands a
         # recording lacks (8 kHz sets) read ~0 with or without training noise.
-        return db - keras.ops.mean(db, axis=2, keepdims=True)
+        if self.band_mean == "window":
+            return db - keras.ops.mean(db, axis=2, keepdims=True)
+        sound = keras.ops.cast(keras.ops.max(x, axis=1, keepdims=True) > 1e-10, db.dtype)  # [batch, 1, time]
+        mean = keras.ops.sum(db * sound, axis=2, keepdims=True) / keras.ops.maximum(
+            keras.ops.sum(sound, axis=2, keepdims=True), 1.0)
+        return db - mean
 
     def get_config(self):
-        return {**super().get_config(), "top_db": self.top_db}
+        return {**super().get_config(), "top_db": self.top_db, "band_mean": self.band_mean}
 
 
 @keras.saving.register_keras_serializable(package="suite")
@@ -277,7 +291,7 @@ class SpecAugment(keras.layers.Layer):
                 "freq_warp": self.freq_warp, "time_warp": self.time_warp}
 
 
-def log_mel(waveform: keras.KerasTensor, mel_bins: int, top_db: float) -> keras.KerasTensor:
+def log_mel(waveform: keras.KerasTensor, mel_bins: int, top_db: float, band_mean: str = "window") -> keras.KerasTensor:
     """The log-mel front end inside a model: 16 kHz waveform `[batch, samples]`
     in, `[batch, time, mel_bins, 1]` out, normalised per clip.
 
@@ -292,6 +306,7 @@ def log_mel(waveform: keras.KerasTensor, mel_bins: int, top_db: float) -> keras.
         waveform: the model's waveform input.
         mel_bins: mel bands.
         top_db: dynamic range kept below each clip's peak.
+        band_mean: over what each band's mean is removed (`Decibels`). Defaults to "window".
 
     Returns:
         The features, ready for 2-D convolutions.
@@ -300,7 +315,7 @@ def log_mel(waveform: keras.KerasTensor, mel_bins: int, top_db: float) -> keras.
         fft_length=512, sequence_length=400, sequence_stride=160, sampling_rate=SAMPLE_RATE,
         num_mel_bins=mel_bins, min_freq=20.0, max_freq=7600.0, power_to_db=False,
     )(waveform)
-    x = Decibels(top_db)(x)
+    x = Decibels(top_db, band_mean)(x)
     x = keras.layers.Permute((2, 1))(x)  # [time, mel]
     x = keras.layers.Reshape((-1, mel_bins, 1))(x)
     return keras.layers.Rescaling(1 / 20, name="input_norm")(x)

@@ -68,6 +68,13 @@ def _parse(key: str, raw: str, kind: Any) -> Any:
             return float(raw)
         if kind is str:
             return raw
+        if origin is tuple and Ellipsis in typing.get_args(kind) and raw.startswith("@"):  # A file: a value a line.
+            try:
+                lines = [line.strip() for line in Path(raw[1:]).read_text(encoding="utf-8").splitlines()]
+            except (OSError, UnicodeDecodeError) as e:
+                raise UserError(f"Expected `--set {key}=@FILE` with a readable UTF-8 file of one value per line. "
+                                f"Received: {raw!r} ({e})") from e
+            return tuple(_parse(key, line, typing.get_args(kind)[0]) for line in lines if line)
         if origin is tuple:
             inner, parts = typing.get_args(kind), raw.split(",")
             if Ellipsis not in inner and len(parts) != len(inner):  # tuple[float, float]: exactly two.

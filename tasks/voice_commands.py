@@ -6,12 +6,11 @@ Run:
     suite export voice_commands
     suite predict voice_commands command.wav
 
-Status (issue 16): not registered yet, because the default recipe misses its targets.
-Measured on 2,400 generated commands (2 CPU cores, 30 epochs, ~12 minutes of
-training), the test WER was 0.41 against a target of 0.10. The beginnings of
-sentences come out right and the endings degrade, and single words mostly fail.
-Once it meets the targets, its measured numbers go to docs/benchmarks.md
-(`bench_voice`).
+Expected (docs/benchmarks.md, `bench/run.py --only voice`): on 2,400 generated
+commands, about 12 minutes end to end on 2 CPU cores, and a word error rate
+near 0.10 on the test split (voices and sentences never trained on); single
+words are the hardest part. One development run of this recipe on an earlier
+sample scored WER 0.116 (CER 0.095, 49% of commands exactly right).
 
 Data: the loader reads the LJSpeech layout (`wavs/*.wav` + `metadata.csv`,
 `id|text|normalized text`; the speaker is the id up to its last `-`), a folder
@@ -20,17 +19,21 @@ of WAVs with `transcripts.tsv` (columns `path` and `sentence`, optional
 one-word transcripts, the Speech Commands layout (`<word>/*.wav`) and Free
 Spoken Digit file names (`{digit}_{speaker}_{n}.wav`, the digit's English
 word). Audio at any rate goes through the suite's WAV decoding and resampling.
-Speakers are held out whole; a sentence of two or more words heard in test is
-dropped from training, so test sentences are never trained on.
+Speakers are held out whole (with `test_speakers` named, validation is a
+share of the other speakers' clips); a sentence of two or more words heard in
+validation or test is dropped from training, so it is never trained on.
 
 Text: transcripts are normalised with tensorflow-text the same way in
-training, evaluation and the exported graph (`normalize`): NFKC, case folding,
+training, evaluation and the exported graph (`suite.text.normalize`): NFKC, case folding,
 accents removed, every character outside `a-z 0-9 '` turned into a space,
 spaces collapsed. Targets are tokenized in the tf.data pipeline with
-tensorflow-text (`UnicodeCharTokenizer`, one token per character), and the
-model is a log-mel front end (shared with speech_commands through the core), a
-convolutional subsampler, residual separable 1-D convolutions and a CTC head. The export decodes
-in the graph and loads after `import tensorflow_text` (`suite` does that).
+tensorflow-text: word pieces (`FastWordpieceTokenizer`, a vocabulary of the
+training transcripts' words plus every character, so unseen words are spelled)
+or characters (`UnicodeCharTokenizer`). The model is a log-mel front end
+(shared with speech_commands through the core), a convolutional subsampler,
+residual separable 1-D convolutions, a bidirectional GRU and a CTC head. The
+export decodes in the graph and loads after `import tensorflow_text` (`suite`
+does that).
 The generator (`tasks/samples/voice_commands.py`) speaks commands from a
 grammar with espeak-ng in many voices.
 """
@@ -54,6 +57,8 @@ from suite.data import DataReport, pipeline
 from suite.errors import UserError
 from suite.metrics import refuse_drawing
 from suite.task import LoadedData, Task
+from suite.text import (CHAR_TOKENS, CTCLoss, closest_command, edit_distance, greedy_decode, normalize, tokenize,
+                        wordpiece_vocabulary)
 from tasks import samples
 
 DEFAULT_COMMANDS = (
@@ -70,36 +75,40 @@ class Recipe(TrainRecipe):
     early_stopping_patience: int = 8
     max_seconds: float = 4.0  # Window the model sees; the generator's commands fit in it.
     mel_bins: int = 40  # As speech_commands.
-    top_db: float = 60.0
+    top_db: float = 60.0  # Dynamic range kept below each clip's peak, as speech_commands.
+    band_mean: str = "recording"  # Each mel band's mean removed (`Decibels`): "window" ... "none": val loss 16.5.
     width: int = 192  # Channels of the 1-D blocks.
     blocks: int = 5  # Residual blocks of two separable convolutions each ...
     kernel: int = 11  # ... over 11 steps of 40 ms: the stack sees ~4 s around each step.
-    dropout: float = 0.2
-    tokens: str = "chars"  # "chars" (UnicodeCharTokenizer) or "wordpiece" (FastWordpieceTokenizer): see below.
+    # The values below were chosen on the validation split (unseen voices saying unseen sentences) of 2,400
+    # generated commands, 10-epoch runs: val WER / val CTC loss.
+    dropout: float = 0.0  # 0.2 after each block: 0.93 / 12.4 against 0.54 / 10.2; the model underfits.
+    rnn: int = 128  # A bidirectional GRU over the blocks' steps: 0.37 / 7.5 against 0.54 / 10.2 without ...
+    rnn_layers: int = 1  # ... 2 layers (over 2 blocks) 8.6; 192 units (over 3 blocks) 0.39, 20% slower.
+    step_ms: int = 40  # Time per output step (stride-2 convolutions over 10 ms frames); 20 costs twice as much.
+    tokens: str = "wordpiece"  # FastWordpieceTokenizer; "chars" (UnicodeCharTokenizer): 0.42 (CER 0.25) with the GRU.
     max_tokens: int = 64  # Longest target kept, in tokens.
     noise_prob: float = 0.5  # Share of training clips mixed with extra noise ...
     snr_db_min: float = 10.0  # ... at this SNR range, dB.
-    snr_db_max: float = 40.0
-    time_masks: int = 2  # SpecAugment, as speech_commands.
-    time_mask_frames: int = 10
-    freq_masks: int = 2
-    freq_mask_bins: int = 5
+    snr_db_max: float = 40.0  # ... up to nearly clean.
+    time_masks: int = 2  # SpecAugment as speech_commands: two time masks ...
+    time_mask_frames: int = 10  # ... up to 100 ms each ...
+    freq_masks: int = 2  # ... and two frequency masks ...
+    freq_mask_bins: int = 5  # ... of up to 5 of 40 mel bands.
     val_percent: int = 10  # Speakers held out for validation.
     test_percent: int = 15  # Speakers held out for test.
     test_speakers: tuple[str, ...] = ()  # Force these speakers into test (and no other).
-    commands: tuple[str, ...] = DEFAULT_COMMANDS  # The export's `command` output is the closest of these.
+    commands: tuple[str, ...] = DEFAULT_COMMANDS  # The export's `command` is the closest (`--set commands=@FILE`).
 
 
 RECIPES = {
     "default": Recipe(),
-    "smoke": Recipe(epochs=12, width=96, blocks=3, time_masks=1, freq_masks=1, early_stopping_patience=12,
-                    learning_rate=3e-3),
+    # Batches of 16: twice the steps in the same time (CTC first has to leave its all-blank start).
+    "smoke": Recipe(epochs=12, batch_size=16, blocks=2, time_masks=1, freq_masks=1, early_stopping_patience=12),
 }
 
 # === Data ===
 
-ALPHABET = " abcdefghijklmnopqrstuvwxyz0123456789'"
-TOKENS = ["<blank>", *ALPHABET]  # Token ids: 0 is CTC's blank; 1.. the characters.
 DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 LAYOUT_HELP = (
     "one of: the LJSpeech layout (DIR/metadata.csv with id|text|normalized text, DIR/wavs/<id>.wav); "
@@ -107,65 +116,6 @@ LAYOUT_HELP = (
     "(DIR/<word>/*.wav); or FSDD file names ({digit}_{speaker}_{n}.wav in DIR or DIR/recordings). Make a "
     "sample with `suite data make voice_commands --out DIR`"
 )
-
-
-def normalize(text: tf.Tensor) -> tf.Tensor:
-    """The one transcript normalisation (training, evaluation, export), with tensorflow-text.
-
-    NFKC (compatibility forms: full-width letters, ligatures), Unicode case
-    folding, accents removed (NFD, then combining marks dropped), typographic
-    apostrophes made `'`, every other character outside `a-z 0-9 '` a space,
-    spaces collapsed and trimmed. "Turn ON the Café’s lights!" -> "turn on the
-    cafe's lights".
-    """
-    import tensorflow_text as tft
-
-    text = tft.case_fold_utf8(tft.normalize_utf8(text, "NFKC"))
-    text = tf.strings.regex_replace(tft.normalize_utf8(text, "NFD"), r"\p{Mn}", "")
-    text = tf.strings.regex_replace(text, "[\u2018\u2019\u02bc`]", "'")
-    text = tf.strings.regex_replace(text, r"[^a-z0-9' ]+", " ")
-    return tf.strings.strip(tf.strings.regex_replace(text, " +", " "))
-
-
-def _wordpiece(tokens: list[str]):
-    import tensorflow_text as tft
-
-    return tft.FastWordpieceTokenizer(tokens, suffix_indicator="##", unknown_token="[UNK]",
-                                      token_out_type=tf.int64, support_detokenization=True)
-
-
-def tokenize(text: tf.Tensor, tokens: list[str] | None = None) -> tf.RaggedTensor:
-    """Normalised text `[batch]` -> token ids `[batch, (n)]` with tensorflow-text: one id per character
-    (`UnicodeCharTokenizer`, the default `TOKENS`), or word pieces (`FastWordpieceTokenizer`) when
-    `tokens` is a word-piece vocabulary from `wordpiece_vocabulary`."""
-    import tensorflow_text as tft
-
-    if tokens is not None and tokens != TOKENS:
-        return _wordpiece(tokens).tokenize(text)
-    codepoints = tft.UnicodeCharTokenizer().tokenize(text)
-    table = tf.lookup.StaticHashTable(
-        tf.lookup.KeyValueTensorInitializer(tf.constant([ord(c) for c in ALPHABET], tf.int64),
-                                            tf.range(1, len(TOKENS), dtype=tf.int64)), default_value=0)
-    ids = tf.ragged.map_flat_values(table.lookup, tf.cast(codepoints, tf.int64))
-    return tf.ragged.boolean_mask(ids, ids > 0)  # Characters outside the alphabet are dropped.
-
-
-def detokenize(ids: tf.Tensor, tokens: list[str] | None = None) -> tf.Tensor:
-    """Token ids `[batch, n]` (0 = padding or blank, dropped) -> strings, in the graph."""
-    ids = tf.ragged.boolean_mask(ids, ids > 0)
-    if tokens is not None and tokens != TOKENS:
-        return _wordpiece(tokens).detokenize(ids)
-    chars = tf.gather(tf.constant(["", *ALPHABET]), ids)
-    return tf.strings.strip(tf.strings.reduce_join(chars, axis=-1))
-
-
-def wordpiece_vocabulary(texts: list[str]) -> list[str]:
-    """Word pieces from training transcripts: blank, `[UNK]`, every word seen twice or more, and every
-    character alone and as a `##` suffix, so any normalised text can be spelled."""
-    words, counts = np.unique(" ".join(texts).split(), return_counts=True)
-    chars = sorted(set(ALPHABET) - {" "})
-    return ["<blank>", "[UNK]", *sorted(w for w, c in zip(words.tolist(), counts) if c >= 2 and len(w) > 1),
-            *chars, *("##" + c for c in chars)]
 
 
 @dataclasses.dataclass
@@ -250,9 +200,11 @@ def load_data(data_dir: Path, recipe: Recipe) -> LoadedData:
         raise UserError(f"Expected {LAYOUT_HELP}. Received: {data_dir} with no usable clip ({report.summary()}).")
     texts = _norm([r[1] for r in rows])
     forced = set(recipe.test_speakers)
-    split = [("test" if s in forced else "train") if forced else speaker_split(s, recipe.val_percent, recipe.test_percent)
-             for _, _, s in rows]
-    held = {t for t, k in zip(texts, split) if k == "test"}
+    # Named test speakers leave too few others to hold whole speakers out for validation (FSDD has four):
+    # validation is then a hash share of the other speakers' clips.
+    split = [("test" if s in forced else speaker_split(p, recipe.val_percent, 0)) if forced
+             else speaker_split(s, recipe.val_percent, recipe.test_percent) for p, _, s in rows]
+    held = {t for t, k in zip(texts, split) if k != "train"}
     parts: dict[str, list] = {"train": [], "val": [], "test": []}
     for (path, _, speaker), text, k in zip(rows, texts, split):
         if not text:
@@ -264,7 +216,7 @@ def load_data(data_dir: Path, recipe: Recipe) -> LoadedData:
     splits = {k: Utterances.of(v) for k, v in parts.items()}
     splits["all"] = Utterances.of(parts["train"] + parts["val"] + parts["test"])
     tokens = wordpiece_vocabulary([str(t) for t in splits["train"].texts]) if recipe.tokens == "wordpiece" \
-        else list(TOKENS)
+        else list(CHAR_TOKENS)
     return LoadedData(splits, tokens, report, layout)
 
 
@@ -310,24 +262,12 @@ def _length(x: tf.Tensor) -> tf.Tensor:
 # === Model ===
 
 
-@keras.saving.register_keras_serializable(package="voice_commands")
-class CTCLoss(keras.losses.Loss):
-    """CTC over the model's per-step logits; targets are token ids, 0-padded (0 is also the blank)."""
-
-    def call(self, y_true, y_pred):
-        y_true = keras.ops.cast(y_true, "int32")
-        target_length = keras.ops.sum(keras.ops.cast(y_true > 0, "int32"), axis=-1)
-        steps = keras.ops.shape(y_pred)[1]
-        output_length = keras.ops.full((keras.ops.shape(y_pred)[0],), steps, "int32")
-        return keras.ops.ctc_loss(y_true, y_pred, target_length, output_length, mask_index=0)
-
-
 def build_model(recipe: Recipe, class_names: list[str]) -> keras.Model:
     """Log-mel, two stride-2 1-D convolutions (40 ms per step), residual separable 1-D convolutions
     (QuartzNet-style: on CPUs they train several times faster than recurrent layers), per-step token
     logits for CTC."""
     waveform = keras.Input((int(recipe.max_seconds * SAMPLE_RATE),), name="waveform")
-    x = log_mel(waveform, recipe.mel_bins, recipe.top_db)  # [time, mel, 1]
+    x = log_mel(waveform, recipe.mel_bins, recipe.top_db, recipe.band_mean)  # [time, mel, 1]
     x = SpecAugment(recipe.time_masks, recipe.time_mask_frames, recipe.freq_masks, recipe.freq_mask_bins,
                     seed=recipe.seed)(x)
 
@@ -335,54 +275,23 @@ def build_model(recipe: Recipe, class_names: list[str]) -> keras.Model:
         return keras.layers.ReLU()(keras.layers.BatchNormalization(momentum=0.9)(x))
 
     x = keras.layers.Reshape((-1, recipe.mel_bins))(x)  # [time, mel]: mel bands as channels.
-    for _ in range(2):  # 1-D over time: a fifth of the multiply-adds of 2-D convolutions on the mel image.
-        x = bn_relu(keras.layers.Conv1D(recipe.width, 5, strides=2, padding="same", use_bias=False)(x))
+    halvings = {20: 1, 40: 2, 80: 3}[recipe.step_ms]
+    for i in range(max(2, halvings)):  # 1-D over time: a fifth of the multiply-adds of 2-D convolutions.
+        x = bn_relu(keras.layers.Conv1D(recipe.width, 5, strides=2 if i < halvings else 1, padding="same",
+                                        use_bias=False)(x))
     for _ in range(recipe.blocks):
         y = bn_relu(keras.layers.SeparableConv1D(recipe.width, recipe.kernel, padding="same", use_bias=False)(x))
         y = keras.layers.BatchNormalization(momentum=0.9)(
             keras.layers.SeparableConv1D(recipe.width, recipe.kernel, padding="same", use_bias=False)(y))
         x = keras.layers.Dropout(recipe.dropout)(keras.layers.ReLU()(keras.layers.Add()([x, y])))
+    for _ in range(recipe.rnn_layers if recipe.rnn else 0):
+        x = keras.layers.Bidirectional(keras.layers.GRU(recipe.rnn, return_sequences=True))(x)
     logits = keras.layers.Dense(len(class_names), name="logits")(x)
     return keras.Model(waveform, logits, name="voice_commands_ctc")
 
 
 def compile_args(recipe: Recipe) -> dict:
     return {"loss": CTCLoss()}
-
-
-def greedy_decode(logits: tf.Tensor, tokens: list[str] | None = None) -> tuple[tf.Tensor, tf.Tensor]:
-    """Best path: argmax per step, repeats merged, blanks dropped; text and its confidence
-    (the geometric mean of the best path's per-step probabilities)."""
-    logits = tf.convert_to_tensor(logits)
-    best = tf.argmax(logits, axis=-1, output_type=tf.int32)  # [b, t]
-    keep = tf.concat([tf.ones_like(best[:, :1], bool), best[:, 1:] != best[:, :-1]], 1) & (best > 0)
-    ids = tf.where(keep, best, 0)
-    confidence = tf.exp(tf.reduce_mean(tf.reduce_max(tf.nn.log_softmax(logits), -1), -1))
-    return detokenize(ids, tokens), confidence
-
-
-def edit_distance(a: tf.Tensor, b: tf.Tensor, unit: str = "word") -> tf.Tensor:
-    """Levenshtein distance per pair of strings, in words (tensorflow-text's whitespace tokenizer) or
-    characters, with `tf.edit_distance` (not normalised)."""
-    import tensorflow_text as tft
-
-    tok = tft.WhitespaceTokenizer() if unit == "word" else tft.UnicodeCharTokenizer()
-    ta, tb = tok.tokenize(a), tok.tokenize(b)
-    if unit != "word":
-        ta, tb = tf.strings.as_string(ta), tf.strings.as_string(tb)
-    return tf.edit_distance(ta.to_sparse(), tb.to_sparse(), normalize=False)
-
-
-def closest_command(texts: tf.Tensor, commands: tuple[str, ...]) -> tuple[tf.Tensor, tf.Tensor]:
-    """The closest command (word edit distance over its length) to each text, and that distance."""
-    table = tf.constant(list(commands))
-    n, k = tf.shape(texts)[0], len(commands)
-    pairs_a = tf.repeat(texts, k)
-    pairs_b = tf.tile(table, [n])
-    words = tf.cast(tf.strings.length(tf.strings.regex_replace(table, "[^ ]", "")) + 1, tf.float32)
-    d = tf.reshape(edit_distance(pairs_a, pairs_b), [n, k]) / words[None, :]
-    best = tf.argmin(d, axis=1, output_type=tf.int32)
-    return tf.gather(table, best), tf.gather(d, best, batch_dims=1)
 
 
 def _transcribe(model, examples: Utterances, recipe: Recipe, tokens: list[str]) -> list[str]:
@@ -433,10 +342,11 @@ def export_endpoints(model: keras.Model, recipe: Recipe, class_names: list[str])
     """WAV bytes (any rate; cut or padded to `max_seconds`) or 16 kHz waveforms in; `text`,
     `confidence`, the closest of the recipe's `commands` and its distance out."""
     samples = int(recipe.max_seconds * SAMPLE_RATE)
+    commands = tuple(_norm(list(recipe.commands)))  # Compared with normalised transcripts.
 
     def outputs(waveforms):
         text, confidence = greedy_decode(model(waveforms, training=False), list(class_names))
-        command, distance = closest_command(text, recipe.commands)
+        command, distance = closest_command(text, commands)
         return {"text": text, "confidence": confidence, "command": command, "command_distance": distance}
 
     def one(data):
@@ -473,15 +383,15 @@ TASK = Task(
     name="voice_commands",
     summary="Transcribe a short spoken command (up to 4 s of raw audio) to text, and match it to a command list.",
     data_format="LJSpeech (wavs/ + metadata.csv), transcripts.tsv + WAVs, or one-word Speech Commands / FSDD sets",
-    model_summary="log-mel + 2 stride-2 convs + residual separable 1-D convs + CTC over characters "
-                  "(tensorflow-text tokenization)",
+    model_summary="log-mel + 2 stride-2 convs + residual separable 1-D convs + bidirectional GRU + CTC over "
+                  "word pieces (tensorflow-text tokenization)",
     recipes=RECIPES,
     primary_metric="word_accuracy",
     higher_is_better=True,
     monitor="val_loss",
     sample_size=2400,
     smoke_size=600,
-    smoke_floors={"word_accuracy": 0.05},  # Not measured yet: the task joins the registry when its recipe meets its targets.
+    smoke_floors={"word_accuracy": 0.08},  # Measured 0.20 on 600 clips (12 epochs, 88 s); all-blank output scores 0.
     make_data=samples.writer("voice_commands"),  # Generator: tasks/samples/voice_commands.py.
     load_data=load_data,
     dataset=dataset,

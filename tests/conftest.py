@@ -160,10 +160,11 @@ def smoke(request, tmp_path_factory) -> dict:
 
 
 # The order the workers take work in (`make test` runs `--no-loadscope-reorder`): the costliest
-# smoke groups first, then the matrix over every task (it needs all five smoke models: its worker
+# smoke groups first, then the matrix over every task (it needs every smoke model: its worker
 # waits on the last builds' locks while the other two keep both cores busy; run last, it was the tail
 # of the run, one worker busy), then other slow tests, then the quick ones.
-_SMOKE_ORDER = ["machinery_proximity", "pedestrians", "speech_commands", "cell_microscopy", "traffic_signs"]
+_SMOKE_ORDER = ["machinery_proximity", "pedestrians", "speech_commands", "voice_commands", "cell_microscopy",
+                "traffic_signs"]
 
 
 @pytest.hookimpl(tryfirst=True)  # Before xdist's own hook reads the `xdist_group` marks added here.

@@ -24,6 +24,13 @@ def test_overrides_are_typed():
     assert Recipe().epochs != 3  # The original is untouched (frozen).
 
 
+def test_a_tuple_can_come_from_a_file_of_one_value_per_line(tmp_path):
+    (tmp_path / "widths.txt").write_text("4\n\n 8 \n16\n", encoding="utf-8")
+    assert apply_overrides(Recipe(), [f"widths=@{tmp_path / 'widths.txt'}"]).widths == (4, 8, 16)
+    with pytest.raises(UserError, match=r"Expected `--set widths=@FILE` with a readable UTF-8 file .* Received: "):
+        apply_overrides(Recipe(), [f"widths=@{tmp_path / 'absent.txt'}"])
+
+
 @pytest.mark.parametrize(
     "pair, message",
     [

@@ -120,6 +120,8 @@ def _predicted(name, line, file, loaded, meta):
         return int(shown), int((scores >= float(threshold)).sum())
     if name == "machinery_proximity":
         return re.match(prefix + r"(SAFE|WARNING|DANGER) \(", line).group(1), out["hazard"].numpy().decode().upper()
+    if name == "voice_commands":
+        return re.match(prefix + r'"(.*)" \(confidence ', line).group(1), out["text"].numpy()[0].decode()
     raise AssertionError(f"Expected a parser for {name}'s `suite predict` line in this test. Received: {line!r}")
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from suite import text as st
 from tasks import voice_commands as vc
 from tests.conftest import realdata
 
@@ -18,7 +19,7 @@ def _s(t) -> list[str]:
 
 
 def test_normalisation_is_one_documented_rule():
-    got = _s(vc.normalize(tf.constant(["Turn ON the Café’s lights!", "ＳＥＴ a timer—for  10 min.",
+    got = _s(st.normalize(tf.constant(["Turn ON the Café’s lights!", "ＳＥＴ a timer—for  10 min.",
                                         "  wake me at Seven O'Clock ", "ﬁve", "你好 stop", ""])))
     assert got == ["turn on the cafe's lights", "set a timer for 10 min", "wake me at seven o'clock", "five",
                    "stop", ""]
@@ -26,13 +27,13 @@ def test_normalisation_is_one_documented_rule():
 
 def test_tokenize_round_trip_and_unknown_characters():
     text = tf.constant(["turn on the kitchen lights", "o'clock 12"])
-    ids = vc.tokenize(text)
+    ids = st.tokenize(text)
     assert ids.shape[0] == 2 and int(tf.reduce_min(ids.flat_values)) >= 1
-    assert _s(vc.detokenize(ids.to_tensor())) == ["turn on the kitchen lights", "o'clock 12"]
+    assert _s(st.detokenize(ids.to_tensor())) == ["turn on the kitchen lights", "o'clock 12"]
     # Characters outside the alphabet never reach the tokenizer's output: normalisation maps them to spaces,
     # and the tokenizer drops any that are passed in raw.
-    assert _s(vc.detokenize(vc.tokenize(tf.constant(["a€b"])).to_tensor())) == ["ab"]
-    assert _s(vc.detokenize(vc.tokenize(vc.normalize(tf.constant(["a€b"]))).to_tensor())) == ["a b"]
+    assert _s(st.detokenize(st.tokenize(tf.constant(["a€b"])).to_tensor())) == ["ab"]
+    assert _s(st.detokenize(st.tokenize(st.normalize(tf.constant(["a€b"]))).to_tensor())) == ["a b"]
 
 
 def _levenshtein(a: list, b: list) -> int:
@@ -48,22 +49,22 @@ def test_wer_and_cer_match_a_plain_edit_distance():
     pairs = [("turn on the lights", "turn off the lights"), ("set a timer", "set a timer for ten minutes"),
              ("", "stop"), ("play music in the kitchen", "play music"), ("yes", "yes"), ("open the door", "")]
     hyp, ref = tf.constant([p[0] for p in pairs]), tf.constant([p[1] for p in pairs])
-    words = vc.edit_distance(hyp, ref).numpy()
-    chars = vc.edit_distance(hyp, ref, "char").numpy()
+    words = st.edit_distance(hyp, ref).numpy()
+    chars = st.edit_distance(hyp, ref, "char").numpy()
     assert words.tolist() == [_levenshtein(h.split(), r.split()) for h, r in pairs]
     assert chars.tolist() == [_levenshtein(list(h), list(r)) for h, r in pairs]
 
 
 def test_greedy_decode_merges_repeats_and_drops_blanks():
     steps = [0, 8, 8, 0, 8, 1, 1, 0, 0, 16, 0]  # "gg", blank-separated, then " ", "o": "gg o"
-    logits = tf.one_hot([steps], len(vc.TOKENS)) * 20.0
-    text, confidence = vc.greedy_decode(logits)
-    assert _s(text) == [f"{vc.TOKENS[8] * 2} {vc.TOKENS[16]}"]
+    logits = tf.one_hot([steps], len(st.CHAR_TOKENS)) * 20.0
+    decoded, confidence = st.greedy_decode(logits)
+    assert _s(decoded) == [f"{st.CHAR_TOKENS[8] * 2} {st.CHAR_TOKENS[16]}"]
     assert 0.99 < float(confidence[0]) <= 1.0
 
 
 def test_closest_command():
-    command, distance = vc.closest_command(tf.constant(["turn of the light", "stop", "xyzzy"]),
+    command, distance = st.closest_command(tf.constant(["turn of the light", "stop", "xyzzy"]),
                                            ("turn off the lights", "stop", "play music"))
     assert _s(command)[:2] == ["turn off the lights", "stop"]
     np.testing.assert_allclose(distance.numpy()[:2], [0.5, 0.0])
@@ -95,9 +96,24 @@ def test_transcripts_tsv_refuses_other_audio_with_a_reason(tmp_path):
 
 
 def test_wordpiece_vocabulary_round_trip_and_unseen_words():
-    vocab = vc.wordpiece_vocabulary(["turn on the lights", "turn off the lights", "stop"])
+    vocab = st.wordpiece_vocabulary(["turn on the lights", "turn off the lights", "stop"])
     assert vocab[:2] == ["<blank>", "[UNK]"] and "lights" in vocab and "stop" not in vocab  # Seen once.
-    ids = vc.tokenize(tf.constant(["turn on the lights", "stop zebra"]), vocab)
+    ids = st.tokenize(tf.constant(["turn on the lights", "stop zebra"]), vocab)
     assert [vocab[i] for i in ids[0].numpy()] == ["turn", "o", "##n", "the", "lights"]
     assert vocab.index("[UNK]") not in ids.flat_values.numpy().tolist()  # Unseen words are spelled.
-    assert _s(vc.detokenize(ids.to_tensor(), vocab)) == ["turn on the lights", "stop zebra"]
+    assert _s(st.detokenize(ids.to_tensor(), vocab)) == ["turn on the lights", "stop zebra"]
+
+
+def test_recording_band_mean_reads_a_word_the_same_whatever_padding_follows():
+    """voice_commands pads commands of any length into one window: with `band_mean="recording"` the
+    frames of the recording get the same features in a short and a long window ("window" does not)."""
+    from suite.audio import Decibels
+
+    rng = np.random.default_rng(0)
+    word = (rng.normal(size=(1, 20, 30)) ** 2).astype("float32") + 1e-3  # Power [batch, mel, time], no silence.
+    short = np.concatenate([word, np.zeros((1, 20, 10), "float32")], axis=2)
+    long = np.concatenate([word, np.zeros((1, 20, 90), "float32")], axis=2)
+    rec = [Decibels(60.0, "recording")(x).numpy()[..., :30] for x in (short, long)]
+    np.testing.assert_allclose(rec[0], rec[1], atol=1e-5)
+    win = [Decibels(60.0, "window")(x).numpy()[..., :30] for x in (short, long)]
+    assert np.abs(win[0] - win[1]).max() > 5.0  # dB: the padding's share moves the mean.
