@@ -1123,6 +1123,11 @@ BENCHES = {"e2e": bench_e2e, "overhead": bench_overhead, "loader": bench_loader,
            "cells_sheet": bench_cells_sheet, "speech_ablation": bench_speech_ablation, "voice": bench_voice}
 
 
+def _most_missed(pairs: dict | None, k: int = 5) -> str:
+    """The `k` commonest `said -> heard` mistakes, commonest first (the JSON keeps them sorted by name)."""
+    return ", ".join(f"{p} ({n})" for p, n in sorted((pairs or {}).items(), key=lambda x: (-x[1], x[0]))[:k])
+
+
 def _span(values: list) -> str:
     return f"{min(values):.1f}-{max(values):.1f}"
 
@@ -1409,7 +1414,7 @@ def render(results: dict) -> str:
             f"| word error rate, generated test split ({t['n']} commands: unseen sentences, unseen voices; tokens: "
             f"{vo['tokens']}) | <= 10% | {100 * t['wer']:.1f}% (CER {100 * t['cer']:.1f}%, sentence accuracy "
             f"{100 * t['sentence_accuracy']:.1f}%) |",
-            f"| model size; SavedModel latency for a command WAV (batch 1, CPU) | (reported) | {vo['params']:,} params; "
+            f"| model size; SavedModel latency for one command WAV (batch 1, CPU; any length up to 4 s costs the same: the graph pads it to the window) | (reported) | {vo['params']:,} params; "
             f"p50 {vo['latency_wav_ms']['p50']:.1f} ms (p95 {vo['latency_wav_ms']['p95']:.1f}) |",
         ]
         if "export_parity_real_wavs" in vo:
@@ -1421,15 +1426,14 @@ def render(results: dict) -> str:
             if key in vo:
                 r = vo[key]
                 what += f" ({len(r['words'])} words), model trained on synthesized commands only"
-                missed = ", ".join(f"{k} ({v})" for k, v in list((r.get("most_missed") or {}).items())[:5])
+                missed = _most_missed(r.get("most_missed"))
                 lines.append(f"| {what} | (reported) | word accuracy {100 * r['sentence_accuracy']:.1f}% of {r['n']}; "
                              f"most missed: {missed or 'none'} |")
         if "digits_unseen_speaker" in vo:
             d = vo["digits_unseen_speaker"]
             lines.append(f"| real spoken digits, default recipe trained on three speakers, tested on "
                          f"{d['test_speaker']} | (reported) | word accuracy {100 * d['sentence_accuracy']:.1f}% of "
-                         f"{d['n']} ({d['seconds']:.0f} s); most missed: "
-                         f"{', '.join(f'{k} ({v})' for k, v in list((d.get('most_missed') or {}).items())[:5]) or 'none'} |")
+                         f"{d['n']} ({d['seconds']:.0f} s); most missed: {_most_missed(d.get('most_missed')) or 'none'} |")
     c = results.get("cells")
     if c:
         t = c["test"]
