@@ -165,7 +165,9 @@ def load_export(path: Path, task_name: str) -> tuple[Any, dict]:
         )
     try:
         return tf.saved_model.load(str(path)), meta
-    except tf.errors.NotFoundError as e:  # An op TensorFlow lacks: tensorflow-text's (normalisation, tokenizers).
+    # An op TensorFlow lacks: tensorflow-text's (normalisation, tokenizers). Graph ops raise NotFoundError,
+    # ops inside restored functions (the word-piece detokenizer) RuntimeError.
+    except (tf.errors.NotFoundError, RuntimeError) as e:
         if "Op type not registered" not in str(e):
             raise
         import tensorflow_text  # noqa: F401 - registers its ops with TensorFlow.

@@ -136,6 +136,8 @@ def serve_all(export: Path, endpoint: str, kind: str, seed_file: Path, count: in
 
     from suite.errors import graph_error_cause
 
+    import tensorflow_text  # noqa: F401 - as a server would have them: voice_commands' graph uses its ops.
+
     loaded = tf.saved_model.load(str(export))  # Kept: the endpoint's variables live in it.
     fn = getattr(loaded, endpoint)
     batched = fn.input_signature[0].shape.rank == 1  # `serve_bytes` of traffic_signs, `serve_wav`: a batch.

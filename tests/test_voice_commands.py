@@ -5,6 +5,7 @@ layouts (Speech Commands clips, spoken digits), the CTC decoding and the command
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from suite import text as st
@@ -117,3 +118,24 @@ def test_recording_band_mean_reads_a_word_the_same_whatever_padding_follows():
     np.testing.assert_allclose(rec[0], rec[1], atol=1e-5)
     win = [Decibels(60.0, "window")(x).numpy()[..., :30] for x in (short, long)]
     assert np.abs(win[0] - win[1]).max() > 5.0  # dB: the padding's share moves the mean.
+
+
+@pytest.mark.parametrize("smoke", ["voice_commands"], indirect=True)
+def test_export_loads_in_a_fresh_process_and_transcribes_as_here(smoke):
+    """A new process has not imported tensorflow-text: `load_export` registers its ops (the word-piece
+    detokenizer fails as a RuntimeError, the normaliser as NotFoundError) and the text matches this one's."""
+    import subprocess
+    import sys
+
+    from suite.export import load_export
+
+    wav = sorted((smoke["work"] / "data" / "wavs").glob("*.wav"))[0]
+    code = ("import sys; from pathlib import Path; import tensorflow as tf; from suite.export import load_export; "
+            "m, _ = load_export(Path(sys.argv[1]), 'voice_commands'); "
+            "print(m.serve_wav(tf.constant([Path(sys.argv[2]).read_bytes()]))['text'].numpy()[0].decode())")
+    proc = subprocess.run([sys.executable, "-c", code, str(smoke["export"]), str(wav)], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    loaded, _ = load_export(smoke["export"], "voice_commands")
+    here = loaded.serve_wav(tf.constant([wav.read_bytes()]))["text"].numpy()[0].decode()
+    assert proc.stdout.strip().splitlines()[-1:] == ([here] if here else [])
