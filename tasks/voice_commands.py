@@ -201,8 +201,11 @@ def load_data(data_dir: Path, recipe: Recipe) -> LoadedData:
     texts = _norm([r[1] for r in rows])
     forced = set(recipe.test_speakers)
     # Named test speakers leave too few others to hold whole speakers out for validation (FSDD has four):
-    # validation is then a hash share of the other speakers' clips.
-    split = [("test" if s in forced else speaker_split(p, recipe.val_percent, 0)) if forced
+    # validation is then a hash share of the other speakers' clips, by path inside the set (stable anywhere).
+    def within(p: str) -> str:
+        return str(Path(p).relative_to(data_dir)) if Path(p).is_relative_to(data_dir) else Path(p).name
+
+    split = [("test" if s in forced else speaker_split(within(p), recipe.val_percent, 0)) if forced
              else speaker_split(s, recipe.val_percent, recipe.test_percent) for p, _, s in rows]
     held = {t for t, k in zip(texts, split) if k != "train"}
     parts: dict[str, list] = {"train": [], "val": [], "test": []}

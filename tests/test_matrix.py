@@ -124,7 +124,7 @@ def test_matrix_on_the_smoke_export(every_task, name, tmp_path):
     summary = matrix.summary(row)
     (line,) = [r for r in rows if r[0] == matrix._row_name(row)]
     assert line[2 : 2 + len(columns)] == [matrix._fmt(summary.get(c)) for c in columns]
-    assert float(line[2]) == pytest.approx(cells["clean"]["value"], abs=5e-4)
+    assert float(line[2]) == pytest.approx(cells["clean"]["value"], abs=5e-4 + 1e-9)  # 0.1875 shows as 0.188.
     assert (out / "matrix.png").stat().st_size > 0
     assert (out / "matrix.csv").read_text().count("\n") == 1 + sum(len(r["cells"]) for r in report["rows"])
     card = (out.parent / row["report_dir"] / "model_card.md").read_text()
