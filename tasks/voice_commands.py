@@ -7,10 +7,12 @@ Run:
     suite predict voice_commands command.wav
 
 Expected (docs/benchmarks.md, `bench/run.py --only voice`): on 2,400 generated
-commands, about 12 minutes end to end on 2 CPU cores, and a word error rate
-near 0.10 on the test split (voices and sentences never trained on); single
-words are the hardest part. One development run of this recipe on an earlier
-sample scored WER 0.116 (CER 0.095, 49% of commands exactly right).
+commands, 733 s end to end on 2 CPU cores and a test word error rate of 9.7%
+(voices and sentences never trained on; CER 9.2%, 58% of commands exactly
+right). Another seed (`--set seed=1`: other data, other initial weights) gave
+10.4% in 777 s: the target of 10% is at the edge of run-to-run spread. Numbers
+are the hardest words; trained on synthesized voices only, real recordings
+are mostly missed (26% of real Speech Commands words).
 
 Data: the loader reads the LJSpeech layout (`wavs/*.wav` + `metadata.csv`,
 `id|text|normalized text`; the speaker is the id up to its last `-`), a folder
@@ -76,7 +78,7 @@ class Recipe(TrainRecipe):
     max_seconds: float = 4.0  # Window the model sees; the generator's commands fit in it.
     mel_bins: int = 40  # As speech_commands.
     top_db: float = 60.0  # Dynamic range kept below each clip's peak, as speech_commands.
-    band_mean: str = "recording"  # Each mel band's mean removed (`Decibels`): "window" ... "none": val loss 16.5.
+    band_mean: str = "recording"  # Mel band means over the recording, not its padding (`Decibels`; see below).
     width: int = 192  # Channels of the 1-D blocks.
     blocks: int = 5  # Residual blocks of two separable convolutions each ...
     kernel: int = 11  # ... over 11 steps of 40 ms: the stack sees ~4 s around each step.
@@ -87,6 +89,8 @@ class Recipe(TrainRecipe):
     rnn_layers: int = 1  # ... 2 layers (over 2 blocks) 8.6; 192 units (over 3 blocks) 0.39, 20% slower.
     step_ms: int = 40  # Time per output step (stride-2 convolutions over 10 ms frames); 20 costs twice as much.
     tokens: str = "wordpiece"  # FastWordpieceTokenizer; "chars" (UnicodeCharTokenizer): 0.42 (CER 0.25) with the GRU.
+    # band_mean: "none" 16.5 (dropout 0, no GRU); "recording" against "window" with the GRU: 0.38 / 8.1 against
+    # 0.37 / 7.5, a wash; kept so that a 1 s real clip padded to 4 s reads as it does in a 1 s window.
     max_tokens: int = 64  # Longest target kept, in tokens.
     noise_prob: float = 0.5  # Share of training clips mixed with extra noise ...
     snr_db_min: float = 10.0  # ... at this SNR range, dB.
