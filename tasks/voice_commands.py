@@ -282,7 +282,10 @@ def build_model(recipe: Recipe, class_names: list[str]) -> keras.Model:
         return keras.layers.ReLU()(keras.layers.BatchNormalization(momentum=0.9)(x))
 
     x = keras.layers.Reshape((-1, recipe.mel_bins))(x)  # [time, mel]: mel bands as channels.
-    halvings = {20: 1, 40: 2, 80: 3}[recipe.step_ms]
+    halvings = {20: 1, 40: 2, 80: 3}.get(recipe.step_ms)
+    if halvings is None:
+        raise UserError(f"Expected `--set step_ms=` 20, 40 or 80 (10 ms frames halved 1-3 times). "
+                        f"Received: {recipe.step_ms}")
     for i in range(max(2, halvings)):  # 1-D over time: a fifth of the multiply-adds of 2-D convolutions.
         x = bn_relu(keras.layers.Conv1D(recipe.width, 5, strides=2 if i < halvings else 1, padding="same",
                                         use_bias=False)(x))

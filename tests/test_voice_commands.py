@@ -139,3 +139,13 @@ def test_export_loads_in_a_fresh_process_and_transcribes_as_here(smoke):
     loaded, _ = load_export(smoke["export"], "voice_commands")
     here = loaded.serve_wav(tf.constant([wav.read_bytes()]))["text"].numpy()[0].decode()
     assert proc.stdout.strip().splitlines()[-1:] == ([here] if here else [])
+
+
+def test_step_ms_outside_the_subsamplers_steps_is_refused_clearly():
+    from suite.errors import UserError
+
+    with pytest.raises(UserError, match=r"Expected `--set step_ms=` 20, 40 or 80 .* Received: 30"):
+        vc.build_model(vc.dataclasses.replace(RECIPE, step_ms=30), ["<blank>", "a"])
+    steps = {ms: vc.build_model(vc.dataclasses.replace(RECIPE, step_ms=ms), ["<blank>", "a"]).output.shape[1]
+             for ms in (40, 80)}
+    assert steps[80] == -(-steps[40] // 2)  # One more stride-2 convolution ("same" padding rounds up).
