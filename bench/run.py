@@ -584,8 +584,9 @@ def bench_voice() -> dict:
         samples = int(vc.RECIPES["default"].max_seconds * 16000)
         agree = 0
         for path in real:
-            out = loaded.serve_wav(tf.constant([path.read_bytes()]))
-            wave = decode_wav(tf.constant(path.read_bytes()), length=None)[:samples]
+            data = path.read_bytes()
+            out = loaded.serve_wav(tf.constant([data]))
+            wave = decode_wav(tf.constant(data), length=None)[:samples]
             wave = tf.pad(wave, [[0, samples - tf.size(wave)]])[None]
             text, _ = greedy_decode(model(wave, training=False), config["class_names"])
             agree += int(text.numpy()[0] == out["text"].numpy()[0])

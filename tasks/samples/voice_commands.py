@@ -31,6 +31,9 @@ NUMBERS = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine
 HOURS = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve"]
 MINUTES = ["o'clock", "fifteen", "thirty", "forty five", "ten", "twenty"]
 UNITS = ["seconds", "minutes", "hours"]
+SINGLE_SHARE = 0.2  # Commands that are one word: most of SINGLE's words occur nowhere else (at one template in 13,
+# about 9 takes per word, val WER on single words stayed near 1 while sentences were learnt).
+HELD_OUT = 5  # One sentence of the grammar in HELD_OUT is said by validation and test voices only.
 SINGLE = ["yes", "no", "stop", "go", "up", "down", "left", "right", "on", "off", "zero", "one", "two", "three",
           "four", "five", "six", "seven", "eight", "nine", "cancel", "pause", "resume", "louder", "quieter"]
 
@@ -53,14 +56,12 @@ def sentence(rng: np.random.Generator) -> str:
         f"is the {room} {thing} open",
         f"move the {room} {thing} {rng.choice(['up', 'down', 'left', 'right'])}",
     ]
-    # One command in five a single word: most of SINGLE's words occur nowhere else (one template in 13
-    # left about 9 takes per word, and val WER on single words stayed near 1 while sentences were learnt).
-    return str(rng.choice(SINGLE)) if rng.random() < 0.2 else templates[int(rng.integers(len(templates)))]
+    return str(rng.choice(SINGLE)) if rng.random() < SINGLE_SHARE else templates[int(rng.integers(len(templates)))]
 
 
 def held_out(text: str) -> bool:
-    """The part of the grammar only test speakers say: about one sentence in five."""
-    return int(hashlib.sha1(text.encode()).hexdigest(), 16) % 5 == 0
+    """The part of the grammar only validation and test speakers say: one sentence in HELD_OUT."""
+    return int(hashlib.sha1(text.encode()).hexdigest(), 16) % HELD_OUT == 0
 
 
 def make_data(out_dir: Path, size: int, seed: int) -> None:
@@ -82,10 +83,11 @@ def make_data(out_dir: Path, size: int, seed: int) -> None:
         said = 0
         while said < per_speaker:
             text = sentence(rng)
-            if (text in SINGLE and held_speaker and rng.random() > 0.2) or \
+            # Held-out sentences for validation and test voices only; single words for all, as often in each
+            # split (a held-out speaker keeps one sentence in HELD_OUT, so one single word in HELD_OUT too).
+            if (text in SINGLE and held_speaker and rng.random() > 1 / HELD_OUT) or \
                     (text not in SINGLE and held_out(text) != held_speaker):
-                continue  # Held-out sentences for validation and test voices only; single words for all, as
-                # often in each split (a held-out speaker keeps one sentence in five).
+                continue
             speech = tts.say(text, voice, base_rate + int(rng.integers(-15, 16)), base_pitch + int(rng.integers(-6, 7)),
                              int(rng.integers(30, 90)))
             speech = to_16k(speech, tts.rate)
