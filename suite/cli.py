@@ -250,26 +250,27 @@ def cmd_matrix(args: argparse.Namespace) -> None:
     names = [n.strip() for n in args.tasks.split(",") if n.strip()] if args.tasks else list(TASKS)
     tasks = {n: get_task(n) for n in names}
     models = _pairs([m for m in args.models if m != "latest"], "--models", TASKS)
-    datas = {k: str(_data(TASKS[k], v[-1])) for k, v in _pairs(args.data, "--data", TASKS).items()}
+    datas = {k: [str(_data(TASKS[k], d)) for d in v] for k, v in _pairs(args.data, "--data", TASKS).items()}
     entries = []
     for name, task in tasks.items():
-        data = Path(datas.get(name, DATASETS / name))
+        folders = [Path(d) for d in datas.get(name, [DATASETS / name])]
         paths: list[Path | None] = [Path(m) for m in models.get(name, [])] or [latest_export(SAVED_MODELS / name)]
         for path in paths:
             if path is None and args.train_missing:
                 _log(f"[matrix] {name}: no export under {SAVED_MODELS / name}/: training the {args.recipe} recipe ...")
                 run_dir = runs.train_task(task, _recipe(task, args.recipe, args.sets),
-                                          Path(datas[name]) if name in datas else None, recipe_name=args.recipe,
-                                          log=_log)
+                                          folders[0] if name in datas else None, recipe_name=args.recipe, log=_log)
                 path = runs.export_run(task, run_dir)
             if path is None:
-                entries.append(matrix.Entry(task, None, data, f"no export under {SAVED_MODELS / name}/ (run "
+                entries.append(matrix.Entry(task, None, folders[0], f"no export under {SAVED_MODELS / name}/ (run "
                                             f"`suite train {name} && suite export {name}`, or pass --train-missing)"))
                 continue
-            if not has_data(data) and name in datas:
-                raise UserError(f"Expected a dataset folder for {name}. Received: {data}, which is empty or absent.")
-            runs.ensure_sample(task, data, task.recipes["default"].seed, log=lambda line: _log(f"[matrix] {line}"))
-            entries.append(matrix.Entry(task, path, data))
+            for data in folders:  # Each model on each of its task's datasets: generated beside real, say.
+                if not has_data(data) and name in datas:
+                    raise UserError(f"Expected a dataset folder for {name}. Received: {data}, which is empty or "
+                                    "absent.")
+                runs.ensure_sample(task, data, task.recipes["default"].seed, log=lambda line: _log(f"[matrix] {line}"))
+                entries.append(matrix.Entry(task, path, data))
     command = "suite matrix " + shlex.join(sys.argv[2:] if sys.argv[1:2] == ["matrix"] else [])
     machine = f"{os.cpu_count()} CPU cores" + ("" if not os.environ.get("CUDA_VISIBLE_DEVICES") else " + GPU")
     matrix.run(entries, Path(args.out), args.limit, command.strip(), machine, TASKS, seed=args.seed)
@@ -368,8 +369,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", nargs="+", default=["latest"], metavar="latest|TASK=PATH",
                    help="exports to compare (several per task allowed); defaults to each task's latest")
     p.add_argument("--data", action="append", default=[], metavar="TASK=DIR",
-                   help="dataset (a folder or a fetched source's name) whose test split is used; defaults to "
-                   "datasets/TASK (made if absent)")
+                   help="dataset (a folder or a fetched source's name) whose test split is used; repeat it "
+                   "for one task (its generated sample and real data, say) and every model of that task is "
+                   "scored on each, in rows of their own; defaults to datasets/TASK (made if absent)")
     p.add_argument("--out", default="reports", help="folder for matrix.md/.csv/.json/.png and model cards")
     p.add_argument("--limit", type=int, default=300,
                    help="test examples per task, evenly spread (0: all). Defaults to 300")

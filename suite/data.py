@@ -490,3 +490,20 @@ def single_image_endpoints(fn: Callable, max_pixels: int = MAX_IMAGE_PIXELS) -> 
         "serve_bytes": (serve_bytes, [tf.TensorSpec([], tf.string, name="image")]),
         "serve_pixels": (serve_pixels, [tf.TensorSpec([None, None, 3], tf.uint8, name="pixels")]),
     }
+
+
+# --- Generated or real ---------------------------------------------------------------
+
+MARKER = ".suite-sample"  # A hidden file: no loader's glob (`*.png`, `*.json`, ...) picks it up.
+
+
+def mark_generated(folder: Path, how: str) -> None:
+    """Marks `folder` as a generated sample (`how`: which generator and values), so reports
+    such as `suite matrix` can tell generated data from real data."""
+    (Path(folder) / MARKER).write_text(how + "\n")
+
+
+def generated_by(folder: Path) -> str:
+    """How `folder` was generated (`mark_generated`), or "" for data the suite did not make."""
+    marker = Path(folder) / MARKER
+    return marker.read_text().strip() if marker.is_file() else ""

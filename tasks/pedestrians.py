@@ -54,6 +54,9 @@ class Recipe(det.DetectionRecipe):
 
 RECIPES = {
     "default": Recipe(),
+    # Real photos (~65 Penn-Fudan training images): a budget of optimizer steps, not epochs (150 epochs of
+    # ~5 batches), Mosaic on half the images, and room for its tiled boxes.
+    "real": Recipe(epochs=150, mosaic=0.5, max_boxes=32, early_stopping_patience=40),
     "smoke": Recipe(  # The tests' run on 120 scenes: proves the plumbing and that boxes start to land.
         epochs=16, widths=(8, 16, 32, 64), image_size=160, batch_size=8, early_stopping_patience=16,
         learning_rate=3e-3, warmup_epochs=1,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from PIL import Image
 
 from conftest import realdata
@@ -265,3 +266,30 @@ def test_ap_matches_pycocotools_on_random_sets(seed):
         per_class = [p[:, c].mean() for c in range(p.shape[1]) if (p[:, c] > -1).any()]
         if per_class:
             assert ours[f"ap50_{size}"] == pytest.approx(np.mean(per_class), abs=1e-6), size
+
+
+def test_mosaic_boxes_follow_their_pixels():
+    # Four grey tiles, each with one box filled with its own colour: after the tiling, crop and resize, every
+    # box kept must still sit on its colour, and no more than max_boxes come back.
+    size, colours = 64, [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0)]
+    parts = []
+    for k, colour in enumerate(colours):
+        x = np.full((size, size, 3), 114.0, np.float32)
+        x0, y0 = 8 + 4 * k, 12 + 2 * k
+        x[y0:y0 + 24, x0:x0 + 20] = colour
+        boxes = np.full((3, 4), -1.0, np.float32)
+        boxes[0] = [x0, y0, x0 + 20, y0 + 24]
+        parts.append((tf.constant(x), tf.constant(boxes), tf.constant([float(k), -1.0, -1.0])))
+    tf.random.set_seed(3)
+    kept_any = 0
+    for _ in range(20):
+        image, boxes, classes = (t.numpy() for t in det.mosaic(parts, size, max_boxes=3))
+        assert image.shape == (size, size, 3) and boxes.shape == (3, 4) and classes.shape == (3,)
+        for box, c in zip(boxes, classes):
+            if c < 0:
+                continue
+            kept_any += 1
+            assert 0 <= box[0] < box[2] <= size and 0 <= box[1] < box[3] <= size
+            cx, cy = int((box[0] + box[2]) / 2), int((box[1] + box[3]) / 2)
+            np.testing.assert_allclose(image[cy, cx], colours[int(c)], atol=30)
+    assert kept_any >= 20  # Most of the 80 boxes survive crops of at least one image side.

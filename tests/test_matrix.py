@@ -6,6 +6,7 @@ JSON), and a task without an export."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ import pytest
 from conftest import run_cli, smoke_model
 from suite import corruptions, matrix
 from suite.config import recipe_from_dict
+from suite.data import MARKER
 from suite.export import load_export
 from tasks import TASKS
 
@@ -66,7 +68,8 @@ LIMIT = 2  # Test examples per condition: every cell, slice and model still appe
 @pytest.fixture(scope="session")
 def every_task(request, tmp_path_factory) -> dict:
     """`suite matrix` as a user runs it over every task, once: each task's smoke export as its latest
-    under saved_models/, its smoke data as datasets/TASK, and traffic_signs given two models."""
+    under saved_models/, its smoke data as datasets/TASK, traffic_signs given two models and
+    pedestrians two datasets: its generated smoke data and a copy the suite did not make (real, to it)."""
     smokes = {name: smoke_model(name, request.config, tmp_path_factory) for name in TASKS}
     root = tmp_path_factory.mktemp("matrix")
     for name, built in smokes.items():
@@ -75,7 +78,9 @@ def every_task(request, tmp_path_factory) -> dict:
         (root / "datasets").mkdir(exist_ok=True)
         (root / "datasets" / name).symlink_to(built["work"] / "data", target_is_directory=True)
     (root / "another").symlink_to(smokes["traffic_signs"]["export"], target_is_directory=True)
+    shutil.copytree(smokes["pedestrians"]["work"] / "data", root / "photos", ignore=shutil.ignore_patterns(MARKER))
     run_cli("matrix", "--models", "latest", "traffic_signs=saved_models/traffic_signs/1", "traffic_signs=another",
+            "--data", "pedestrians=datasets/pedestrians", "--data", "pedestrians=photos",
             "--limit", str(LIMIT), "--out", "reports", cwd=root)
     return {"smokes": smokes, "out": root / "reports", "report": json.loads((root / "reports" / "matrix.json").read_text())}
 
@@ -86,10 +91,20 @@ def test_matrix_rows_are_every_tasks_latest_export_and_each_model_given(every_ta
     rows = every_task["report"]["rows"]
     assert [(r["task"], r["model"]) for r in rows] == [
         (name, model) for name in TASKS
-        for model in (["saved_models/traffic_signs/1", "another"] if name == "traffic_signs" else [f"saved_models/{name}/1"])]
+        for model in (["saved_models/traffic_signs/1", "another"] if name == "traffic_signs" else
+                      [f"saved_models/{name}/1"] * (2 if name == "pedestrians" else 1))]
     # Two paths to the same weights: the same numbers in every cell.
     first, second = rows[0]["cells"], rows[1]["cells"]
     assert {k: c["metrics"] for k, c in first.items()} == {k: c["metrics"] for k, c in second.items()}
+    # One model on two datasets: each row says which, and whether the suite generated it.
+    made, real = [r for r in rows if r["task"] == "pedestrians"]
+    assert (made["data"], made["data_kind"], real["data"], real["data_kind"]) == (
+        "datasets/pedestrians", "generated", "photos", "real")
+    assert made["generated_by"].startswith("tasks/samples/pedestrians.py size=") and real["generated_by"] == ""
+    text = (every_task["out"] / "matrix.md").read_text()
+    assert f"| {matrix._row_name(made)} |" in text and f"| {matrix._row_name(real)} |" in text
+    assert "on generated `pedestrians`" in matrix._row_name(made) and "on real `photos`" in matrix._row_name(real)
+    assert made["report_dir"] != real["report_dir"]
 
 
 @pytest.mark.slow

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
+from suite.data import mark_generated
 from suite.errors import UserError
 from suite.task import MakeData
 
@@ -29,14 +30,12 @@ def writer(name: str) -> MakeData:
 
     def make_data(out_dir: Path, size: int, seed: int, style: str = "") -> None:
         module = importlib.import_module(f"tasks.samples.{name}")
-        if not style:
-            module.make_data(Path(out_dir), size, seed)
-            return
         styles = getattr(module, "STYLES", {})
-        if style not in styles:
+        if style and style not in styles:
             known = ", ".join(sorted(styles)) or f"none (the {name} sample has one look)"
             raise UserError(f"Expected a sample style of {name}: {known}. Received: --style {style}")
-        module.make_data(Path(out_dir), size, seed, styles[style])
+        module.make_data(Path(out_dir), size, seed, *([styles[style]] if style else []))
+        mark_generated(Path(out_dir), f"tasks/samples/{name}.py size={size} seed={seed} style={style or 'default'}")
 
     make_data.__doc__ = f"Writes a sample dataset with `tasks/samples/{name}.py` (lazily imported)."
     return make_data
