@@ -876,16 +876,16 @@ def bench_machinery() -> dict:
 # scored on the real val split (where choices are made) and test split (reported). Rows are kept in
 # bench/out/detection_real/STEP.json, so `DET_STEPS=a,b` reruns only the named steps.
 DET_STEPS = (  # (key, task, what changed, extra `suite train` arguments; "SAMPLE" becomes the generated sample)
-    ("mach_default", "machinery_proximity", "default recipe (55 epochs: ~700 steps)", ()),
-    ("mach_real", "machinery_proximity", "recipe `real`: 150 epochs (~2,000 steps), Mosaic on half the images",
-     ("--recipe", "real")),
-    ("mach_real_nomosaic", "machinery_proximity", "recipe `real` without Mosaic (`--set mosaic=0`)",
-     ("--recipe", "real", "--set", "mosaic=0")),
     ("peds_default", "pedestrians", "default recipe (50 epochs: ~250 steps)", ()),
     ("peds_real", "pedestrians", "recipe `real`: 150 epochs (~750 steps), Mosaic on half the images",
      ("--recipe", "real")),
     ("peds_real_mix", "pedestrians", "recipe `real` + the generated sample mixed in (`--mix-share 0.5`)",
      ("--recipe", "real", "--mix", "SAMPLE", "--mix-share", "0.5")),
+    ("mach_real", "machinery_proximity", "recipe `real`: 150 epochs (~2,000 steps), Mosaic on half the images",
+     ("--recipe", "real")),
+    ("mach_default", "machinery_proximity", "default recipe (55 epochs: ~700 steps)", ()),
+    ("mach_real_nomosaic", "machinery_proximity", "recipe `real` without Mosaic (`--set mosaic=0`)",
+     ("--recipe", "real", "--set", "mosaic=0")),
 )
 DET_REAL = {"machinery_proximity": REALDATA / "machinery_proximity", "pedestrians": REALDATA / "pedestrians"}
 
