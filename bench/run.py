@@ -907,13 +907,14 @@ def bench_detection_real() -> dict:
             if cached.exists():
                 rows[key] = json.loads(cached.read_text())
             continue
-        sample = work / f"{task}-sample"
-        if "SAMPLE" in args and not sample.exists():
-            suite("data", "make", task, "--out", str(sample), "--size", str(TASKS[task].sample_size), cwd=ROOT)
-        args = tuple(str(sample) if a == "SAMPLE" else a for a in args)
         real = DET_REAL[task]
         if not real.exists():
             continue
+        sample = work / f"{task}-sample"
+        if "SAMPLE" in args and not (sample / ".suite-sample").exists():
+            shutil.rmtree(sample, ignore_errors=True)
+            suite("data", "make", task, "--out", str(sample), "--size", str(TASKS[task].sample_size), cwd=ROOT)
+        args = tuple(str(sample) if a == "SAMPLE" else a for a in args)
         test, seconds = _train_fresh(task, real, work / key, ROOT, *args)
         val = _evaluate(task, work / key, real, ROOT, "--split", "val")
         epochs = len((work / key / "history.csv").read_text().strip().splitlines()) - 1
