@@ -92,6 +92,8 @@ class Recipe(TrainRecipe):
     rnn_layers: int = 1  # ... 2 layers (over 2 blocks) 8.6; 192 units (over 3 blocks) 0.39, 20% slower.
     step_ms: int = 40  # Time per output step (stride-2 convolutions over 10 ms frames); 20 costs twice as much.
     tokens: str = "wordpiece"  # FastWordpieceTokenizer; "chars" (UnicodeCharTokenizer): 0.42 (CER 0.25) with the GRU.
+    # Decoding is greedy: CTC beam search (`tf.nn.ctc_beam_search_decoder`, width 4, 16 or 64) on the benchmark
+    # model's val split gave WER 3.53% against greedy's 3.58%, one word in ~2,000: it does not pay a second decoder.
     # band_mean: "none" 16.5 (dropout 0, no GRU); "recording" against "window" with the GRU: 0.38 / 8.1 against
     # 0.37 / 7.5, a wash; kept so that a 1 s real clip padded to 4 s reads as it does in a 1 s window.
     max_tokens: int = 64  # Longest target kept, in tokens.
