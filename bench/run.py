@@ -925,6 +925,52 @@ def bench_detection_real() -> dict:
     return {"rows": rows}
 
 
+def bench_detection_sheet() -> dict:
+    """docs/detection_contact_sheet.png: for pedestrians and machinery_proximity, real val-split photos
+    above generated scenes, each letterboxed to the default recipe's input side (what the model sees) with
+    its true boxes drawn (person red, machinery green, vehicle blue)."""
+    import tempfile as tmp
+
+    import tensorflow as tf
+    from PIL import Image, ImageDraw
+
+    from suite import detection as det
+    from suite.data import decode_image
+    from tasks import TASKS
+
+    n, cell, label, colours = 8, 192, 18, [(230, 40, 40), (40, 200, 40), (40, 90, 230)]
+    rows = []
+    with tmp.TemporaryDirectory() as folder:
+        for name in ("pedestrians", "machinery_proximity"):
+            task, real = TASKS[name], DET_REAL[name]
+            recipe = task.recipes["default"]
+            sample = Path(folder) / name
+            task.make_data(sample, n, 1)
+            sets = [(f"{name}: generated sample", task.load_data(sample, recipe).splits["all"])]
+            if real.exists():
+                sets.insert(0, (f"{name}: real (val split)", task.load_data(real, recipe).splits["val"]))
+            for title, examples in sets:
+                tiles = []
+                for i in range(min(n, len(examples.paths))):
+                    pixels, scale, _ = det.letterbox(decode_image(tf.io.read_file(examples.paths[i])), recipe.image_size)
+                    image = Image.fromarray(pixels.numpy().astype("uint8"))
+                    draw = ImageDraw.Draw(image)
+                    for box, c in zip(examples.boxes[i] * float(scale), examples.classes[i]):
+                        draw.rectangle([float(v) for v in box], outline=colours[int(c)], width=2)
+                    tiles.append(image.resize((cell, cell)))
+                rows.append((f"{title}, as the model sees it ({recipe.image_size} px)", tiles))
+    sheet = Image.new("RGB", (n * cell, len(rows) * (cell + label)), (255, 255, 255))
+    draw = ImageDraw.Draw(sheet)
+    for r, (title, tiles) in enumerate(rows):
+        top = r * (cell + label)
+        draw.text((4, top + 2), title, fill=(0, 0, 0))
+        for i, tile in enumerate(tiles):
+            sheet.paste(tile, (i * cell, top + label))
+    out = ROOT / "docs" / "detection_contact_sheet.png"
+    sheet.save(out)
+    return {"file": str(out.relative_to(ROOT)), "rows": [t for t, _ in rows]}
+
+
 def bench_matrix() -> dict:
     """`suite matrix` over the default exports the other benchmarks left in bench/out
     (each task's own generated data); its markdown becomes docs/matrix-example.md."""
@@ -1178,7 +1224,7 @@ BENCHES = {"e2e": bench_e2e, "overhead": bench_overhead, "loader": bench_loader,
            "signs_sheet": bench_signs_sheet, "signs_realistic": bench_signs_realistic,
            "signs_mixed": bench_signs_mixed, "cells_ablation": bench_cells_ablation,
            "cells_sheet": bench_cells_sheet, "speech_ablation": bench_speech_ablation, "voice": bench_voice,
-           "detection_real": bench_detection_real}
+           "detection_real": bench_detection_real, "detection_sheet": bench_detection_sheet}
 
 
 def _most_missed(pairs: dict | None, k: int = 5) -> str:
@@ -1267,7 +1313,9 @@ def _render_detection_real(results: dict) -> list[str]:
              "Each row trains on the shared real train split (from random weights: no downloaded weights) and is "
              "scored on the real val split, where choices are made, and the test split, only reported. AP at the "
              "detection convention (scores from 0.001, up to 100 boxes per image); AP50 by COCO size bins "
-             "(small < 32x32 px, large > 96x96 px in the original image) on test. One run per row.", "",
+             "(small < 32x32 px, large > 96x96 px in the original image) on test. One run per row. Real photos beside "
+             "the generated scenes, as the model sees them: [docs/detection_contact_sheet.png]"
+             "(detection_contact_sheet.png) (`--only detection_sheet`).", "",
              "| task | what changed | val AP50 | test AP50 | test mAP 0.5:0.95 | test recall50 | test AP50 small / "
              "medium / large | test AP50 by class | epochs | training |",
              "|---|---|---|---|---|---|---|---|---|---|"]
