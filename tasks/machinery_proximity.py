@@ -12,7 +12,10 @@ of at least 0.85 over person / machinery / vehicle on the generated test split
 and danger recall of at least 0.95 (many non-danger images are called danger
 too: the price of not missing dangers), within 15 minutes end to end, data
 generation included; docs/benchmarks.md (entry `machinery`) has what was
-measured.
+measured. On ~200 real construction-site photos from scratch, `--recipe real`
+(a step budget and Mosaic) takes mAP50 from 0.06 to 0.15 on the real val split
+(test 0.06 to 0.10; 1,246 s; entry `detection_real`): far from usable on real
+photos without pretrained weights (see the known limits).
 
 Data: YOLO sets as downloaded (`data.yaml` with `names`, read with PyYAML;
 Roboflow's `train|valid|test/images` or Ultralytics' `images/train|val` with
