@@ -1321,7 +1321,7 @@ def _render_detection_real(results: dict) -> list[str]:
              "| task | what changed | val AP50 | test AP50 | test mAP 0.5:0.95 | test recall50 | test AP50 small / "
              "medium / large | test AP50 by class | epochs | training |",
              "|---|---|---|---|---|---|---|---|---|---|"]
-    for key, task, *_ in DET_STEPS:
+    for key, task, *_ in sorted(DET_STEPS, key=lambda step: step[1] != "pedestrians"):  # Grouped by task.
         if key not in rows:
             continue
         r = rows[key]
@@ -1330,6 +1330,12 @@ def _render_detection_real(results: dict) -> list[str]:
         lines.append(f"| {task} | {r['what']} | {f(v.get('ap50'))} | {f(t.get('ap50'))} | {f(t.get('map'))} | "
                      f"{f(t.get('recall50'))} | {f(t.get('ap50_small'))} / {f(t.get('ap50_medium'))} / "
                      f"{f(t.get('ap50_large'))} | {by_class} | {r['epochs']} | {r['seconds']:.0f} s |")
+    chosen = []
+    for task in dict.fromkeys(r["task"] for r in rows.values()):
+        best = max((r for r in rows.values() if r["task"] == task), key=lambda r: r["val"].get("ap50", -1.0))
+        chosen.append(f"{task}: {best['what']} (val AP50 {f(best['val'].get('ap50'))}, test "
+                      f"{f(best['test'].get('ap50'))})")
+    lines += ["", "Chosen on val, per task (the test column played no part): " + "; ".join(chosen) + "."]
     return lines
 
 
