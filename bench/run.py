@@ -888,6 +888,11 @@ DET_STEPS = (  # (key, task, what changed, extra `suite train` arguments; "SAMPL
      ("--recipe", "real", "--mix", "SAMPLE", "--mix-share", "0.5", "--set", "epochs=12")),
     ("mach_real_nomosaic", "machinery_proximity", "recipe `real` without Mosaic (`--set mosaic=0`)",
      ("--recipe", "real", "--set", "mosaic=0")),
+    # TRAIN_ON_SAMPLE: trained on the generated sample alone, scored on the real splits; RUN:key: that step's run.
+    ("peds_generated", "pedestrians", "default recipe on the generated sample only (no real image)",
+     ("TRAIN_ON_SAMPLE",)),
+    ("peds_real_transfer", "pedestrians", "recipe `real`, starting from the generated-data model above "
+     "(`--approach transfer`)", ("--recipe", "real", "--approach", "transfer", "--from", "RUN:peds_generated")),
 )
 DET_REAL = {"machinery_proximity": REALDATA / "machinery_proximity", "pedestrians": REALDATA / "pedestrians"}
 
@@ -913,11 +918,15 @@ def bench_detection_real() -> dict:
         if not real.exists():
             continue
         sample = work / f"{task}-sample"
-        if "SAMPLE" in args and not (sample / ".suite-sample").exists():
+        if {"SAMPLE", "TRAIN_ON_SAMPLE"} & set(args) and not (sample / ".suite-sample").exists():
             shutil.rmtree(sample, ignore_errors=True)
             suite("data", "make", task, "--out", str(sample), "--size", str(TASKS[task].sample_size), cwd=ROOT)
-        args = tuple(str(sample) if a == "SAMPLE" else a for a in args)
-        test, seconds = _train_fresh(task, real, work / key, ROOT, *args)
+        on_sample = "TRAIN_ON_SAMPLE" in args
+        args = tuple(str(sample) if a == "SAMPLE" else str(work / a[4:]) if a.startswith("RUN:") else a
+                     for a in args if a != "TRAIN_ON_SAMPLE")
+        test, seconds = _train_fresh(task, sample if on_sample else real, work / key, ROOT, *args)
+        if on_sample:  # Its own test split is generated: score the real one.
+            test = _evaluate(task, work / key, real, ROOT, "--split", "test")
         val = _evaluate(task, work / key, real, ROOT, "--split", "val")
         epochs = len((work / key / "history.csv").read_text().strip().splitlines()) - 1
         rows[key] = {"task": task, "what": what, "args": list(args), "seconds": seconds, "epochs": epochs,
