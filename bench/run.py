@@ -801,6 +801,22 @@ def bench_cells_ablation() -> dict:
             "steps": {k: {m: v for m, v in done[k].items() if m != "key"} for k in steps if k in done and "real" in done[k]}}
 
 
+def _contact_sheet(rows: list, per_row: int, cell: int, label: int, out: Path, colours: int = 0) -> dict:
+    """Titled rows of up to `per_row` PIL images (each at most `cell` px) on white, saved to `out`
+    (as a `colours`-colour palette image when given); returns what the benchmark entry records."""
+    from PIL import Image, ImageDraw
+
+    sheet = Image.new("RGB", (per_row * cell, len(rows) * (cell + label)), (255, 255, 255))
+    draw = ImageDraw.Draw(sheet)
+    for r, (title, images) in enumerate(rows):
+        top = r * (cell + label)
+        draw.text((4, top + 2), title, fill=(0, 0, 0))
+        for i, image in enumerate(images[:per_row]):
+            sheet.paste(image, (i * cell, top + label))
+    (sheet.quantize(colours) if colours else sheet).save(out, optimize=bool(colours))
+    return {"file": str(out.relative_to(ROOT)), "rows": [t for t, _ in rows]}
+
+
 def bench_cells_sheet() -> dict:
     """docs/cell_microscopy_contact_sheet.png: real DSB 2018 images (val split) above the sample before and
     after it was matched to them (8 each, whole images shrunk to 160 px)."""
@@ -809,7 +825,7 @@ def bench_cells_sheet() -> dict:
         return {"skipped": f"{real} absent"}
     import tempfile as tmp
 
-    from PIL import Image, ImageDraw
+    from PIL import Image
 
     from tasks.cell_microscopy import RECIPES, load_data
     from tasks.samples import cell_microscopy as gen
@@ -820,18 +836,12 @@ def bench_cells_sheet() -> dict:
         with tmp.TemporaryDirectory() as folder:
             gen.make_data(Path(folder), n, 1, gen.STYLES[style])
             rows.append((f"sample, --style {style}", load_data(Path(folder), RECIPES["default"]).splits["all"].images))
-    sheet = Image.new("RGB", (n * cell, len(rows) * (cell + label)), (255, 255, 255))
-    draw = ImageDraw.Draw(sheet)
-    for r, (title, images) in enumerate(rows):
-        top = r * (cell + label)
-        draw.text((4, top + 2), title, fill=(0, 0, 0))
-        for i, pixels in enumerate(images[:n]):
-            image = Image.fromarray(pixels)
+    tiles = []
+    for title, images in rows:
+        tiles.append((title, [Image.fromarray(pixels) for pixels in images[:n]]))
+        for image in tiles[-1][1]:
             image.thumbnail((cell, cell))
-            sheet.paste(image, (i * cell, top + label))
-    out = ROOT / "docs" / "cell_microscopy_contact_sheet.png"
-    sheet.save(out)
-    return {"file": str(out.relative_to(ROOT)), "rows": [t for t, _ in rows]}
+    return _contact_sheet(tiles, n, cell, label, ROOT / "docs" / "cell_microscopy_contact_sheet.png")
 
 
 def _detector_bench(task: str, sample_glob: str, real: Path, tag: str) -> dict:
@@ -970,16 +980,8 @@ def bench_detection_sheet() -> dict:
                         draw.rectangle([float(v) for v in box], outline=colours[int(c)], width=2)
                     tiles.append(image.resize((cell, cell)))
                 rows.append((f"{title}, as the model sees it ({recipe.image_size} px)", tiles))
-    sheet = Image.new("RGB", (n * cell, len(rows) * (cell + label)), (255, 255, 255))
-    draw = ImageDraw.Draw(sheet)
-    for r, (title, tiles) in enumerate(rows):
-        top = r * (cell + label)
-        draw.text((4, top + 2), title, fill=(0, 0, 0))
-        for i, tile in enumerate(tiles):
-            sheet.paste(tile, (i * cell, top + label))
-    out = ROOT / "docs" / "detection_contact_sheet.png"
-    sheet.save(out)
-    return {"file": str(out.relative_to(ROOT)), "rows": [t for t, _ in rows]}
+    # 256 colours: the photos stay readable and the file stays well under the repository's 2 MB limit.
+    return _contact_sheet(rows, n, cell, label, ROOT / "docs" / "detection_contact_sheet.png", colours=256)
 
 
 def bench_matrix() -> dict:
