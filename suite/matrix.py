@@ -195,10 +195,11 @@ def run_entry(entry: Entry, report_dir: Path, limit: int, seed: int = 0, log: Ca
     seconds = time.perf_counter() - start
     log(f"[matrix] {task.name}: {len(cells)} conditions on {len(test)} test examples in {seconds:.0f} s")
     variables = getattr(loaded, "variables", [])
+    made_by = generated_by(entry.data)
     return {
         "task": task.name, "model": str(entry.model), "data": str(entry.data), "data_layout": data.layout,
         # Generated or real, so a model's score on its own sample is never read as a score on real data.
-        "data_kind": "generated" if generated_by(entry.data) else "real", "generated_by": generated_by(entry.data),
+        "data_kind": "generated" if made_by else "real", "generated_by": made_by,
         "primary_metric": task.primary_metric, "higher_is_better": task.higher_is_better,
         "test_examples": len(test), "test_split_size": len(data.splits["test"]),
         "skipped_files": len(data.report.skipped), "trained": meta.get("created", ""),
