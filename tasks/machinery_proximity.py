@@ -368,8 +368,9 @@ TASK = Task(
     sample_size=1000,
     smoke_size=100,
     # Half the lowest the deterministic smoke run measured: mAP50 0.114 and recall50 0.205 with TensorFlow's
-    # default threads on 2 cores, 0.070 and 0.180 with one thread (op determinism is per thread count).
-    smoke_floors={"ap50": 0.035, "recall50": 0.09},
+    # default threads on 2 cores, 0.070 and 0.180 with one thread; 0.034 and 0.231 on another 2-core machine
+    # (2026-12-04: op determinism holds per thread count and CPU, not across machines).
+    smoke_floors={"ap50": 0.015, "recall50": 0.09},
     make_data=samples.writer("machinery_proximity"),  # Generator: tasks/samples/machinery_proximity.py.
     load_data=load_data,
     dataset=det.dataset,  # The core's letterboxed boxes pipeline (flip, zoom) ...
