@@ -534,6 +534,14 @@ def _real_clip_parts(model, real: Path) -> dict:
     return out
 
 
+def _digits_synth() -> Path:
+    """The 1,500 synthesized spoken digits (`suite data make speech_commands --style digits`), made once."""
+    synth = WORK / "digits_synth"
+    if not (synth / "recordings").is_dir():
+        suite("data", "make", "speech_commands", "--style", "digits", "--size", "1500", "--out", str(synth), cwd=WORK)
+    return synth
+
+
 def bench_digits() -> dict:
     """Spoken digits: leave one speaker out, train the default recipe on the other three."""
     root = REALDATA / "spoken_digits"
@@ -545,9 +553,7 @@ def bench_digits() -> dict:
                                   "--set", f"test_speakers={speaker}")
         folds[speaker] = {"accuracy": m["accuracy"], "n": m["n"], "seconds": seconds}
     # Recipe `real` with synthesized digits (other voices) mixed into the three training speakers' clips.
-    synth, share = WORK / "digits_synth", 0.5
-    if not (synth / "recordings").is_dir():
-        suite("data", "make", "speech_commands", "--style", "digits", "--size", "1500", "--out", str(synth), cwd=WORK)
+    synth, share = _digits_synth(), 0.5
     real = {}
     for speaker in ("jackson", "nicolas", "theo", "yweweler"):
         run = WORK / "digits_real" / speaker
@@ -1120,14 +1126,14 @@ def bench_approaches() -> dict:
         # The source: the default recipe on synthesized spoken digits (`suite data make speech_commands --style
         # digits`, espeak-ng voices, FSDD's layout), the start a user without recordings would make. Until stop 36
         # it was the synthesized-keywords model (28-38% at 5 per digit; docs/approaches.md history).
-        synth, share = WORK / "digits_synth", 0.5
-        if not (synth / "recordings").is_dir():
-            suite("data", "make", "speech_commands", "--style", "digits", "--size", "1500", "--out", str(synth), cwd=WORK)
+        synth, share = _digits_synth(), 0.5
         source_run = WORK / "digits_source"
         if not (source_run / "best.keras").exists():
             _train_fresh("speech_commands", synth, source_run, WORK)
         source = source_run / "best.keras"
         source_test = json.loads((source_run / "metrics.json").read_text())["accuracy"]
+        # APPROACHES_DIGIT_BUDGETS=5 measures the 5-per-digit budget alone (about 20 minutes instead of 60).
+        budgets = [b if b == "all" else int(b) for b in os.environ.get("APPROACHES_DIGIT_BUDGETS", "5,20,all").split(",")]
         folds = {}
         for speaker in ("jackson", "nicolas", "theo", "yweweler"):
             recipe = dataclasses.replace(task.recipes["default"], test_speakers=(speaker,))
@@ -1136,9 +1142,7 @@ def bench_approaches() -> dict:
             clips = loaded.splits["all"]
             test, pool = _take(clips, clips.speakers == speaker), _take(clips, clips.speakers != speaker)
             fold = {}
-            # APPROACHES_DIGIT_BUDGETS=5 measures the 5-per-digit budget alone (about 20 minutes instead of 60).
-            budgets = os.environ.get("APPROACHES_DIGIT_BUDGETS", "5,20,all").split(",")
-            for k in [b if b == "all" else int(b) for b in budgets]:
+            for k in budgets:
                 if k == "all":  # The loader's own split: the three other speakers train (10% of clips validate).
                     data = loaded
                 else:
