@@ -30,6 +30,9 @@ class InstanceRecipe(Protocol):
     def seed_threshold(self) -> float: ...  # P(interior) for an instance seed.
 
     @property
+    def seed_split_threshold(self) -> float: ...  # A seed with 2+ regions above this splits into them; 0: off.
+
+    @property
     def boundary_px(self) -> int: ...  # Width of the boundary ring; seeds grow this far.
 
     @property
@@ -44,6 +47,9 @@ class SegmenterRecipe(InstanceRecipe, Protocol):
 
     @property
     def test_time_flips(self) -> bool: ...  # Average the maps over four mirror images.
+
+    @property
+    def test_time_transpose(self) -> bool: ...  # ... and over the transposed image's four (all 8 symmetries).
 
     @property
     def nucleus_diameter(self) -> float: ...  # Resize so the median nucleus is this wide (px); 0: off.
@@ -166,6 +172,42 @@ def connected_components(mask: tf.Tensor, max_iterations: int = 1024) -> tf.Tens
     return tf.cast(ids[0, :, :, 0], tf.int32)
 
 
+def grow_labels(labels: tf.Tensor, region: tf.Tensor, steps: tf.Tensor | int) -> tf.Tensor:
+    """Labels grown one pixel per step (8-connected) into unlabelled `region` pixels, at most `steps` times. A
+    pixel takes the first label that reaches it, so it goes to the nearest seed (ties: the higher id)."""
+
+    def grow(i, labels, changed):
+        grown = tf.cast(tf.nn.max_pool2d(tf.cast(labels, tf.float32)[None, :, :, None], 3, 1, "SAME")[0, :, :, 0],
+                        tf.int32)
+        new = tf.where((labels == 0) & region, grown, labels)
+        return i + 1, new, tf.reduce_any(new != labels)
+
+    return tf.while_loop(lambda i, labels, changed: changed & (i < steps), grow,
+                         (tf.constant(0), labels, tf.constant(True)))[1]
+
+
+def split_seeds(seeds: tf.Tensor, core: tf.Tensor, min_area: int) -> tf.Tensor:
+    """Seeds (int32 `[h, w]` component labels) that hold two or more `core` components of at least `min_area`
+    pixels become those cores, grown back over the seed: two touching nuclei whose interiors meet at a weak
+    probability are one seed at a low threshold but two at a high one, while a faint lone nucleus, which has
+    no core or one, keeps its low-threshold seed. Cores are in the seeds (`core` implies a seed pixel)."""
+    size = tf.size(seeds)
+    cores = tf.reshape(connected_components(core), [-1])
+    ids, index = tf.unique(tf.concat([[0], cores], 0))
+    area = tf.math.unsorted_segment_sum(tf.ones_like(index), index, tf.size(ids))
+    big = (area >= min_area) & (ids != 0)
+    cores = tf.where(tf.gather(big, index[1:]), cores, 0)
+    flat = tf.reshape(seeds, [-1])
+    # Per seed, how many big cores it holds (each core lies in one seed).
+    seed_of_core = tf.math.unsorted_segment_max(tf.concat([[0], flat], 0), index, tf.size(ids))
+    held = tf.math.bincount(tf.boolean_mask(seed_of_core, big), minlength=size + 1, maxlength=size + 1)
+    split = tf.gather(held, flat) >= 2
+    # Core ids moved past every seed id, so the two never collide (float32 stays exact below 2**24).
+    parts = tf.where(split, tf.where(cores > 0, cores + size, 0), flat)
+    region = tf.reshape(split, tf.shape(seeds))
+    return grow_labels(tf.reshape(parts, tf.shape(seeds)), region, tf.shape(seeds)[0] + tf.shape(seeds)[1])
+
+
 def instances_from_maps(segmentation: tf.Tensor, atypical: tf.Tensor, recipe: InstanceRecipe,
                         grow_steps: tf.Tensor | int | None = None) -> dict:
     """Instances from per-pixel probabilities of one image.
@@ -185,16 +227,9 @@ def instances_from_maps(segmentation: tf.Tensor, atypical: tf.Tensor, recipe: In
     """
     foreground = segmentation[..., 1] + segmentation[..., 2] > recipe.fg_threshold
     labels = connected_components(segmentation[..., 1] > recipe.seed_threshold)
-    limit = recipe.boundary_px + 1 if grow_steps is None else grow_steps
-
-    def grow(i, labels, changed):  # One pixel further; a pixel keeps the first seed that reaches it.
-        grown = tf.cast(tf.nn.max_pool2d(tf.cast(labels, tf.float32)[None, :, :, None], 3, 1, "SAME")[0, :, :, 0],
-                        tf.int32)
-        new = tf.where((labels == 0) & foreground, grown, labels)
-        return i + 1, new, tf.reduce_any(new != labels)
-
-    _, labels, _ = tf.while_loop(lambda i, labels, changed: changed & (i < limit), grow,
-                                 (tf.constant(0), labels, tf.constant(True)))
+    if recipe.seed_split_threshold > recipe.seed_threshold:
+        labels = split_seeds(labels, segmentation[..., 1] > recipe.seed_split_threshold, recipe.min_area)
+    labels = grow_labels(labels, foreground, recipe.boundary_px + 1 if grow_steps is None else grow_steps)
     flat = tf.reshape(labels, [-1])
     # Consecutive ids in raster order, background first; then drop tiny ones.
     ids, index = tf.unique(tf.concat([[0], flat], 0))
@@ -240,14 +275,22 @@ def segmenter(model: keras.Model, recipe: SegmenterRecipe, stride: int) -> Calla
         ph, pw = (-h) % stride, (-w) % stride
         # Mirror padding: nuclei cut by the border stay plausible (images need >= stride/2 px).
         x = tf.pad(x, [[0, ph], [0, pw], [0, 0]], mode="SYMMETRIC")[None]
-        if recipe.test_time_flips:  # The mean over the four mirror images.
+        seg, aty = mirrored(x)
+        if recipe.test_time_transpose:  # The other four symmetries of the square: the transposed image's mirrors.
+            s, a = mirrored(tf.transpose(x, [0, 2, 1, 3]))
+            seg = (seg + tf.transpose(s, [0, 2, 1, 3])) / 2
+            aty = (aty + tf.transpose(a, [0, 2, 1, 3])) / 2
+        return seg[0, :h, :w], aty[0, :h, :w, 0]
+
+    def mirrored(x):  # [1, h, w, 3] -> the maps, averaged over the four mirror images with `test_time_flips`.
+        if recipe.test_time_flips:
             x = tf.concat([x, x[:, ::-1], x[:, :, ::-1], x[:, ::-1, ::-1]], 0)
         out = model(x, training=False)
         seg, aty = out["segmentation"], out["atypical"]
         if recipe.test_time_flips:
             seg = (seg[0] + seg[1, ::-1] + seg[2, :, ::-1] + seg[3, ::-1, ::-1])[None] / 4
             aty = (aty[0] + aty[1, ::-1] + aty[2, :, ::-1] + aty[3, ::-1, ::-1])[None] / 4
-        return seg[0, :h, :w], aty[0, :h, :w, 0]
+        return seg, aty
 
     def segment(pixels):
         x = tf.cast(pixels, tf.float32)

@@ -139,6 +139,48 @@ def test_small_nuclei_keep_an_interior_to_seed_from():
     assert int(out["num_nuclei"]) == 2 and (segm.match(true, out["instances"].numpy()).max(1) > 0.8).all()
 
 
+def test_a_seed_with_two_cores_splits_and_a_faint_nucleus_stays():
+    """Two nuclei whose interiors meet at P 0.4 are one seed at 0.3; `seed_split_threshold` 0.6 splits them
+    along the dip, and a faint lone nucleus (P 0.45, no core) is kept, as seeds at 0.6 alone would not keep it."""
+    yy, xx = np.mgrid[:64, :64]
+    p = np.zeros((64, 64), np.float32)
+    for cx in (24, 36):  # Cones 10 px in radius, 12 px apart: P 0.4 where they meet.
+        p = np.maximum(p, np.clip(1 - np.sqrt((yy - 32) ** 2 + (xx - cx) ** 2) / 10, 0, 1))
+    p = np.maximum(p, 0.45 * ((yy - 10) ** 2 + (xx - 10) ** 2 < 25))
+    maps, none = tf.constant(np.stack([1 - p, p, 0 * p], -1)), tf.zeros((64, 64))
+    base = dataclasses.replace(cm.RECIPES["default"], seed_threshold=0.3, fg_threshold=0.2)
+    joined = segm.instances_from_maps(maps, none, base)["instances"].numpy()
+    split = segm.instances_from_maps(maps, none, dataclasses.replace(base, seed_split_threshold=0.6))
+    labels = split["instances"].numpy()
+    assert len(np.unique(joined)) - 1 == 2 and int(split["num_nuclei"]) == 3
+    assert (labels > 0).sum() == (joined > 0).sum()  # The same pixels, shared out: nothing lost.
+    left, right = labels[32, 26], labels[32, 34]
+    assert left != right and left > 0 and right > 0 and labels[10, 10] > 0
+
+
+def test_transposed_views_make_the_maps_transpose_equivariant():
+    """With `test_time_transpose` the segmenter sees all 8 symmetries, so transposing the image transposes
+    its maps, even for a net that is not symmetric itself (one lopsided kernel here); with flips alone not."""
+    kernel = np.zeros((5, 5, 3, 3), np.float32)
+    kernel[2, :, :, 1] = 0.02  # A horizontal smear: interior evidence spreads along rows only.
+    conv = lambda x: tf.nn.conv2d(x, kernel, 1, "SAME")
+
+    def model(x, training=False):
+        logits = conv(x) - tf.constant([0.0, 2.0, 9.0])
+        return {"segmentation": tf.nn.softmax(logits), "atypical": tf.zeros_like(logits[..., :1])}
+
+    pixels = np.zeros((40, 48, 3), np.uint8)
+    for y, x in ((5, 6), (20, 30), (30, 10)):
+        pixels[y : y + 3, x : x + 3] = 255  # Small bright squares, smeared into bars by the net.
+    image = tf.constant(pixels)
+    for transpose, equal in ((True, True), (False, False)):
+        recipe = dataclasses.replace(cm.RECIPES["default"], test_time_transpose=transpose, seed_threshold=0.5)
+        segment = segm.segmenter(model, recipe, stride=8)
+        a = segment(image)["semantic"].numpy() > 0
+        b = segment(tf.transpose(image, [1, 0, 2]))["semantic"].numpy().T > 0
+        assert a.any() and (a == b).mean() > 0.999 if equal else (a != b).mean() > 0.01, (transpose, a.mean())
+
+
 def test_loader_reports_overlaps_empty_and_broken_masks(tmp_path):
     folder = tmp_path / "abc"
     (folder / "images").mkdir(parents=True)
