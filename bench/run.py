@@ -677,6 +677,9 @@ CELL_INFERENCE = {  # Inference settings scored on every ablation model (no retr
                                            "fg_threshold": 0.7, "seed_split_threshold": 0.5,
                                            "test_time_transpose": True},
 }
+# Recipe `real` is this row trained this way, inferring under this setting (4 views: 8 gained 0.001 val F1 for 2x
+# the work); its test score is reported even where another setting is best on val.
+CELL_REAL = ("the same + small nuclei keep an interior (thinner ring)", "the same, seeds split at 0.5")
 # Scored on the first three models only (it did not pay there); the table keeps those numbers.
 CELL_INFERENCE_FIRST = {
     "flips, nuclei resized to 16 px": {**_PLAIN, "test_time_flips": True, "nucleus_diameter": 16.0, "seed_threshold": 0.5}}
@@ -807,15 +810,17 @@ def bench_cells_ablation() -> dict:
                           "train_seconds": seconds,
                           "own_test": {k: metrics[k] for k in ("f1_50", "dsb_score", "count_relative_error", "n")}}
         # Val under every setting this step's kept model was not scored under yet (a setting's values are its
-        # name's meaning); test under "plain" and under the best setting on val only.
+        # name's meaning); test under "plain", under the best setting on val, and (recipe `real`'s row) under the
+        # recipe's own setting only.
         scores = done[name].setdefault("real", {})
         new = {k: v for k, v in CELL_INFERENCE.items() if k not in scores}
         best = max(CELL_INFERENCE, key=lambda k: (scores.get(k) or {"val": {"f1_50": -1.0}})["val"]["f1_50"])
-        if new or any("test" not in scores[k] for k in ("plain", best)):
+        recipe_setting = (CELL_REAL[1],) if name == CELL_REAL[0] else ()
+        if new or any("test" not in scores[k] for k in ("plain", best, *recipe_setting)):
             trained = load_trained(TASK, run)[:2]
             scores.update(_cells_on_real(trained, data, new, ("val",)))
             best = max(CELL_INFERENCE, key=lambda k: scores[k]["val"]["f1_50"])
-            for setting in ("plain", best):
+            for setting in ("plain", best, *recipe_setting):
                 if "test" not in scores[setting]:
                     scores[setting].update(_cells_on_real(trained, data, {setting: CELL_INFERENCE[setting]},
                                                           ("test",))[setting])
@@ -1862,17 +1867,20 @@ def _notes(results: dict) -> list[str]:
                      "`_unknown_`; the shared sample has no `_background_noise_`, so no `_silence_` examples are scored.")
     c = results.get("cells")
     ca = (results.get("cells_ablation") or {}).get("steps", {})
-    sim, mixed = ca.get("generated, realistic look + scale and stain jitter"), \
-        ca.get("real train split + jitter + realistic sample mixed in (30%)")
-    if sim and mixed and "flips, seeds 0.85" in sim["real"] and "flips, seeds 0.3" in mixed["real"]:
-        s8, m3 = sim["real"]["flips, seeds 0.85"], mixed["real"]["flips, seeds 0.3"]
+    sim, mixed = ca.get("generated, realistic look + scale and stain jitter"), ca.get(CELL_REAL[0])
+    if sim and mixed and "test" in sim["real"].get("flips, seeds 0.85", {}) and "test" in mixed["real"].get(
+            CELL_REAL[1], {}):
+        s8, m3 = sim["real"]["flips, seeds 0.85"], mixed["real"][CELL_REAL[1]]
         notes.append(f"cell_microscopy, real DSB 2018 test split: from generated data only (the realistic sample, "
                      f"recipe `sim2real`) F1 {s8['test']['f1_50']:.3f} at IoU 0.5, DSB score "
                      f"{s8['test']['dsb_score']:.3f}, count error {100 * s8['test']['count_relative_error']:.0f}%; "
                      f"trained on the real train split with that sample mixed in (recipe `real`) F1 "
-                     f"{m3['test']['f1_50']:.3f}, DSB score {m3['test']['dsb_score']:.3f}. Masks stay loose (DSB "
-                     "score: mean precision over IoU 0.5-0.95) and touching nuclei still merge more than they split. "
-                     "Real masks that overlap an earlier mask are repaired and listed in data_report.json.")
+                     f"{m3['test']['f1_50']:.3f}, DSB score {m3['test']['dsb_score']:.3f} (val "
+                     f"{m3['val']['f1_50']:.3f}, {m3['val']['dsb_score']:.3f}). Touching nuclei still merge more than "
+                     "they split. Many val misses are annotation artefacts, not model errors: one stained image "
+                     "(0121d675, nuclei annotated in fragments or not at all) holds 86 of the 230 val misses and false "
+                     "nuclei at IoU 0.5 (recipe `real`), and 2-5 px specks annotated as nuclei count as misses in the dark-field images. Real masks "
+                     "that overlap an earlier mask are repaired and listed in data_report.json.")
     if c:
         t = c["test"]
         notes.append(f"cell_microscopy atypical nuclei (generated test split): recall {t['atypical_recall']:.3f}, "
