@@ -443,8 +443,8 @@ TASK = Task(
         "magnifications, 3-D stacks and time-lapse are not represented.",
         "'Atypical' nuclei are drawn enlarged and irregular; real atypia is subtler, and this is no diagnostic device.",
         "On real DSB 2018 test images: F1@0.5 0.80 from generated images alone (recipe sim2real), 0.87 (DSB score "
-        "0.59) fine-tuned from that model on 103 real images with the sample mixed in (recipe real); nuclei under "
-        "~8 px are mostly missed, and touching nuclei merge more often than they split.",
+        "0.58) fine-tuned from that model on 103 real images with the sample mixed in (recipe real); nuclei under "
+        "~8 px are mostly missed, and touching nuclei merge more often than they split (fewer with split seeds).",
     ),
     sources=SOURCES,
 )
