@@ -1887,10 +1887,11 @@ def _notes(results: dict) -> list[str]:
                      f"trained on the real train split with that sample mixed in (recipe `real`) F1 "
                      f"{m3['test']['f1_50']:.3f}, DSB score {m3['test']['dsb_score']:.3f} (val "
                      f"{m3['val']['f1_50']:.3f}, {m3['val']['dsb_score']:.3f}). Touching nuclei still merge more than "
-                     "they split. Many val misses are annotation artefacts, not model errors: one stained image "
+                     "they split. Many val errors are annotation artefacts, not model errors: one stained image "
                      "(0121d675, nuclei annotated in fragments or not at all) holds 86 of the 230 val misses and false "
-                     "nuclei at IoU 0.5 (recipe `real`), and 2-5 px specks annotated as nuclei count as misses in the dark-field images. Real masks "
-                     "that overlap an earlier mask are repaired and listed in data_report.json.")
+                     "nuclei at IoU 0.5 (recipe `real`), and specks of a few pixels annotated as nuclei count as misses "
+                     "in the dark-field images. Real masks that overlap an earlier mask are repaired and listed in "
+                     "data_report.json.")
     if c:
         t = c["test"]
         notes.append(f"cell_microscopy atypical nuclei (generated test split): recall {t['atypical_recall']:.3f}, "
