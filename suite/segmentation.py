@@ -52,6 +52,9 @@ class SegmenterRecipe(InstanceRecipe, Protocol):
     def test_time_transpose(self) -> bool: ...  # ... and over the transposed image's four (all 8 symmetries).
 
     @property
+    def test_time_scales(self) -> tuple[float, ...]: ...  # ... and over the image resized by each of these.
+
+    @property
     def nucleus_diameter(self) -> float: ...  # Resize so the median nucleus is this wide (px); 0: off.
 
 
@@ -263,7 +266,8 @@ def segmenter(model: keras.Model, recipe: SegmenterRecipe, stride: int) -> Calla
 
     Args:
         model: maps images (float 0-255, sides divisible by `stride`) to `segmentation` and `atypical` maps.
-        recipe: the instance step's values plus `test_time_flips` and `nucleus_diameter`.
+        recipe: the instance step's values plus the test-time views (`test_time_flips`,
+            `test_time_transpose`, `test_time_scales`) and `nucleus_diameter`.
         stride: the model's total downsampling; images are mirror-padded to a multiple of it.
 
     Returns:
@@ -271,6 +275,22 @@ def segmenter(model: keras.Model, recipe: SegmenterRecipe, stride: int) -> Calla
     """
 
     def maps(x):  # float [h, w, 3] -> (P(bg, interior, boundary) [h, w, 3], P(atypical) [h, w])
+        if tuple(recipe.test_time_scales) == (1.0,):
+            return views(x)
+        h, w = tf.shape(x)[0], tf.shape(x)[1]
+        seg, aty = 0.0, 0.0
+        for scale in recipe.test_time_scales:  # A static tuple: the graph holds one branch per scale.
+            if scale == 1.0:
+                s, a = views(x)
+            else:  # Bilinear both ways; the maps come back to the image's own pixels before averaging.
+                size = tf.maximum(tf.cast(tf.round(tf.cast(tf.stack([h, w]), tf.float32) * scale), tf.int32), stride)
+                s, a = views(tf.image.resize(x, size))
+                s, a = tf.image.resize(s, [h, w]), tf.image.resize(a[..., None], [h, w])[..., 0]
+            seg, aty = seg + s, aty + a
+        n = len(recipe.test_time_scales)
+        return seg / n, aty / n
+
+    def views(x):  # The maps at the image's own scale, averaged over the mirror (and transposed) views.
         h, w = tf.shape(x)[0], tf.shape(x)[1]
         ph, pw = (-h) % stride, (-w) % stride
         # Mirror padding: nuclei cut by the border stay plausible (images need >= stride/2 px).

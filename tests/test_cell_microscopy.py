@@ -181,6 +181,44 @@ def test_transposed_views_make_the_maps_transpose_equivariant():
         assert a.any() and (a == b).mean() > 0.999 if equal else (a != b).mean() > 0.01, (transpose, a.mean())
 
 
+def test_test_time_scales_average_the_maps_of_resized_images(monkeypatch):
+    """With `test_time_scales` the maps are the mean of the net's maps on the image resized by each scale and
+    resized back (bilinear), so they keep the image's size; a net that is not scale invariant (a fixed 5 px
+    kernel) gives other maps than at 1x alone."""
+    kernel = np.zeros((5, 5, 3, 3), np.float32)
+    kernel[:, :, :, 1] = 3e-4  # Interior evidence: brightness summed over 5 x 5 px, whatever the scale.
+
+    def model(x, training=False):
+        logits = tf.nn.conv2d(x, kernel, 1, "SAME") - tf.constant([0.0, 2.0, 9.0])
+        return {"segmentation": tf.nn.softmax(logits), "atypical": tf.sigmoid(logits[..., 1:2])}
+
+    seen = []
+    original = segm.instances_from_maps
+    monkeypatch.setattr(segm, "instances_from_maps", lambda s, a, r, steps=None: (
+        seen.append((s.numpy(), a.numpy())), original(s, a, r, steps))[1])
+    rng = np.random.default_rng(0)
+    pixels = (rng.random((37, 45, 3)) * 255).astype(np.uint8)  # Sides no multiple of the stride, on purpose.
+
+    def at(scale):  # The net's maps on the image resized by `scale`, padded to the stride and cropped back.
+        x = tf.cast(pixels, tf.float32)
+        size = [max(round(37 * scale), 8), max(round(45 * scale), 8)]
+        x = tf.image.resize(x, size) if scale != 1.0 else x
+        padded = tf.pad(x, [[0, -size[0] % 8], [0, -size[1] % 8], [0, 0]], mode="SYMMETRIC")[None]
+        out = model(padded)
+        seg, aty = out["segmentation"][0, : size[0], : size[1]], out["atypical"][0, : size[0], : size[1]]
+        return tf.image.resize(seg, [37, 45]).numpy(), tf.image.resize(aty, [37, 45])[..., 0].numpy()
+
+    for scales in ((1.0,), (0.75, 1.0, 1.5)):
+        recipe = dataclasses.replace(cm.RECIPES["default"], test_time_flips=False, test_time_scales=scales)
+        segm.segmenter(model, recipe, stride=8)(tf.constant(pixels))
+        seg, aty = seen[-1]
+        want = [at(s) for s in scales]
+        assert seg.shape == (37, 45, 3) and aty.shape == (37, 45)
+        np.testing.assert_allclose(seg, np.mean([w[0] for w in want], 0), atol=1e-5)
+        np.testing.assert_allclose(aty, np.mean([w[1] for w in want], 0), atol=1e-5)
+    assert np.abs(seen[0][0] - seen[1][0]).max() > 0.01  # The scales changed the maps.
+
+
 def test_loader_reports_overlaps_empty_and_broken_masks(tmp_path):
     folder = tmp_path / "abc"
     (folder / "images").mkdir(parents=True)
