@@ -89,7 +89,7 @@ RECIPES = {
     # real: real images with that sample mixed in (`--mix DIR --mix-share 0.3`), fine-tuned from the sim2real model at
     # half the rate (val F1 0.797 -> 0.814); seeds 0.3; foreground 0.7 trims masks 10% too big (DSB 0.491 -> 0.531);
     # split seeds: merges 35 -> 29, F1 0.819 -> 0.826. Not kept: maps at 4 scales (0.75-1.5, 5.4x the pixels) gave
-    # this model's val 0.833 but test 0.870, and -0.004 / +0.002 on two other models' val: noise, at 5x the cost.
+    # this model's val 0.833, but -0.004 / +0.002 on two other models' val: noise, at 5x the cost.
     "real": dataclasses.replace(_REAL, seed_threshold=0.3, fg_threshold=0.7, finetune_lr_scale=0.5,
                                 seed_split_threshold=0.5),
     "smoke": Recipe(  # The tests' run on 40 images: proves the plumbing and that it segments.
