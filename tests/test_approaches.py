@@ -139,7 +139,9 @@ def _spoken_digits(out: Path, words=("zero", "one", "two", "three"), speakers: i
 def test_transfer_to_new_classes(smoke, tmp_path):
     """Synthesized keywords (12 classes) -> spoken digits (4 new classes), then exported."""
     task, work = smoke["task"], smoke["work"]
-    _spoken_digits(tmp_path / "digits")
+    # 30 speakers: 3 held out for test (24 clips), so one clip moves the accuracy 4 points, not 12.5 (12 speakers
+    # left 8 test clips, and a fair run scored 0.5 there once, against 0.75-0.875 usually).
+    _spoken_digits(tmp_path / "digits", speakers=30)
     run_cli("train", task.name, "--data", str(tmp_path / "digits"), "--recipe", "smoke", "--approach", "transfer",
             "--from", str(work / "run"), "--run-dir", str(tmp_path / "run"),
             "--set", "head_epochs=6", "--set", "epochs=6", cwd=work, fresh=False)
@@ -148,9 +150,9 @@ def test_transfer_to_new_classes(smoke, tmp_path):
     model = keras.saving.load_model(tmp_path / "run" / "best.keras")
     assert model.output_shape == (None, 4)
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    # Chance is 0.25; measured 0.75 and 0.875 on the held-out speaker (espeak-ng's output varies a little
+    # Chance is 0.25; measured 0.92-0.96 in three runs on the 3 held-out speakers (espeak-ng's output varies a little
     # from run to run, so the clips do too). A model that learned nothing from the source stays near chance.
-    assert metrics["n"] >= 8 and metrics["accuracy"] >= 0.6, metrics
+    assert metrics["n"] >= 24 and metrics["accuracy"] >= 0.7, metrics
 
     run_cli("export", task.name, "--run", str(tmp_path / "run"), "--out", str(tmp_path / "export"), cwd=work)
     test = task.load_data(tmp_path / "digits", task.recipes["smoke"]).splits["test"]  # Unseen speakers' clips.
