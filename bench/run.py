@@ -582,7 +582,7 @@ def bench_digits_nested() -> dict:
     two candidates apart on a new voice. Here each candidate trains on every pair of the four speakers (the other
     two held out). For the fold that tests speaker T, a candidate's inner score is the mean, over the other speakers
     V, of the run that held out T and V, scored on V: T's clips play no part in it. `DIGITS_NESTED=0,1` picks
-    candidates by position; the others keep their committed rows.
+    candidates by position (empty: none); the others keep their committed rows.
     """
     import itertools
 
@@ -591,7 +591,7 @@ def bench_digits_nested() -> dict:
         return {"skipped": f"{root} absent"}
     previous = json.loads(RESULTS.read_text()).get("digits_nested", {}).get("candidates", {}) if RESULTS.exists() else {}
     names = list(DIGITS_CANDIDATES)
-    picked = [names[int(i)] for i in os.environ.get("DIGITS_NESTED", ",".join(map(str, range(len(names))))).split(",")]
+    picked = [names[int(i)] for i in os.environ.get("DIGITS_NESTED", ",".join(map(str, range(len(names))))).split(",") if i]
     synth, share = _digits_synth(), 0.5
     candidates = {}
     for index, name in enumerate(names):
@@ -612,7 +612,29 @@ def bench_digits_nested() -> dict:
                       for t in DIGITS_SPEAKERS}
         c["unseen_pair_mean"] = float(np.mean([a for s in pair.values() for a in s.values()]))
     chosen = {t: max(candidates, key=lambda n: candidates[n]["inner"][t]) for t in DIGITS_SPEAKERS}
-    return {"candidates": candidates, "chosen": chosen, "share": share}
+    # Outer folds: each candidate chosen for some fold trains leave-one-speaker-out on all four (its full record, not
+    # only the folds it won); the baseline's folds are the `digits` entry's. The nested estimate takes, for each test
+    # speaker, the candidate its inner score chose. `DIGITS_OUTER=0` keeps the committed outer folds.
+    committed = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    outer = dict(committed.get("digits_nested", {}).get("outer", {}))
+    baseline = (committed.get("digits", {}).get("real") or {}).get("folds")
+    if baseline:
+        outer[names[0]] = {t: {"accuracy": f["accuracy"], "n": f["n"], "seconds": f["seconds"]} for t, f in baseline.items()}
+    for index, name in enumerate(names[1:], start=1):
+        if os.environ.get("DIGITS_OUTER", "1") == "0" or name not in chosen.values():
+            continue
+        folds = {}
+        for t in DIGITS_SPEAKERS:
+            m, seconds = _train_fresh("speech_commands", root, WORK / "digits_nested" / "outer" / f"c{index}" / t, WORK,
+                                      "--recipe", "real", "--set", f"test_speakers={t}",
+                                      "--mix", str(synth), "--mix-share", str(share), *DIGITS_CANDIDATES[name])
+            folds[t] = {"accuracy": m["accuracy"], "n": m["n"], "seconds": seconds}
+        outer[name] = folds
+    result = {"candidates": candidates, "chosen": chosen, "share": share, "outer": outer}
+    if all(t in outer.get(n, {}) for t, n in chosen.items()):
+        result["nested"] = {t: outer[n][t]["accuracy"] for t, n in chosen.items()}
+        result["nested_mean"] = float(np.mean(list(result["nested"].values())))
+    return result
 
 
 def bench_voice() -> dict:
@@ -1689,6 +1711,19 @@ def render(results: dict) -> str:
                          f"{sum(r['seconds'] for r in c['runs'].values()):,.0f} s |")
         lines += ["", "Chosen per fold (highest inner score): " + "; ".join(
             f"{t}: {n}" for t, n in dn["chosen"].items()) + "."]
+        if dn.get("outer"):
+            lines += ["", "Leave one speaker out (train on three speakers, test on the fourth), each candidate that some fold "
+                      "chose; recipe `real`'s folds are the `digits` entry's:", "",
+                      "| candidate | " + " | ".join(f"test {t}" for t in DIGITS_SPEAKERS) + " | mean | lowest |",
+                      "|---|" + "---|" * (len(DIGITS_SPEAKERS) + 2)]
+            for name, folds in dn["outer"].items():
+                acc = [folds[t]["accuracy"] for t in DIGITS_SPEAKERS]
+                lines.append(f"| {name} | " + " | ".join(f"{100 * a:.1f}%" for a in acc)
+                             + f" | {100 * np.mean(acc):.1f}% | {100 * min(acc):.1f}% |")
+        if "nested" in dn:
+            lines += ["", "Nested estimate (each test speaker scored by the candidate its inner score chose; target mean >= "
+                      f"90%, none below 85%): mean {100 * dn['nested_mean']:.1f}% ("
+                      + ", ".join(f"{t} {100 * a:.1f}%" for t, a in dn["nested"].items()) + ")."]
     sa = (results.get("speech_ablation") or {}).get("rows")
     if sa:
         lines += ["", "### speech_commands on real voices: ablation (`bench/run.py --only speech_ablation`)", "",
