@@ -343,6 +343,19 @@ def ds_cnn(x: keras.KerasTensor, width: int, blocks: int) -> keras.KerasTensor:
     return keras.layers.GlobalAveragePooling2D()(x)
 
 
+def _every_other_band(x: keras.KerasTensor) -> keras.KerasTensor:
+    """Keeps the frequency bands a "same" convolution with stride 2 would centre on.
+
+    TensorFlow's depthwise kernel takes unequal strides only where oneDNN is on
+    (not on every CPU, nor on GPU): "Current implementation only supports equal
+    length strides in the row and column dimensions." A stride-1 depthwise
+    convolution followed by this gives exactly the stride-(1, 2) result.
+    """
+    if x.shape[2] % 2 == 0:  # "same", stride 2, even size: windows centre on bands 1, 3, 5, ...
+        x = keras.layers.Cropping2D(((0, 0), (1, 0)))(x)
+    return keras.layers.MaxPooling2D((1, 1), strides=(1, 2))(x)
+
+
 def bc_resnet(x: keras.KerasTensor, width: int, dropout: float = 0.1) -> keras.KerasTensor:
     """Broadcasted residual learning (BC-ResNet, Kim et al. 2021) over log-mels.
 
@@ -363,8 +376,10 @@ def bc_resnet(x: keras.KerasTensor, width: int, dropout: float = 0.1) -> keras.K
         transition = x.shape[-1] != channels
         if transition:
             x = _bn_relu(keras.layers.Conv2D(channels, 1, use_bias=False)(x))
-        aux = keras.layers.BatchNormalization(momentum=0.9)(keras.layers.DepthwiseConv2D(
-            (1, 3), strides=(1, freq_stride), padding="same", use_bias=False)(x))  # f2: along frequency.
+        aux = keras.layers.DepthwiseConv2D((1, 3), padding="same", use_bias=False)(x)  # f2: along frequency.
+        if freq_stride > 1:
+            aux = _every_other_band(aux)
+        aux = keras.layers.BatchNormalization(momentum=0.9)(aux)
         y = keras.layers.AveragePooling2D((1, aux.shape[2]))(aux)  # Frequency averaged away.
         y = keras.layers.DepthwiseConv2D((3, 1), dilation_rate=(dilation, 1), padding="same", use_bias=False)(y)
         y = keras.layers.Activation("swish")(keras.layers.BatchNormalization(momentum=0.9)(y))

@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import realdata
-from suite.audio import SpecAugment, check_wav_file, decode_wav, fit_length, resample, write_wav
+from suite.audio import SpecAugment, _every_other_band, check_wav_file, decode_wav, fit_length, resample, write_wav
 from tasks import speech_commands as sc
 
 RECIPE = sc.RECIPES["smoke"]
@@ -225,3 +225,19 @@ def test_bc_resnet_reloads_and_answers_the_same(tmp_path):
     again = keras.saving.load_model(tmp_path / "m.keras")
     waves = np.random.default_rng(0).uniform(-0.3, 0.3, (2, 16000)).astype(np.float32)
     np.testing.assert_allclose(again.predict(waves, verbose=0), model.predict(waves, verbose=0), atol=1e-5)
+
+
+@pytest.mark.parametrize("bands", [20, 7])
+def test_every_other_band_is_a_stride_two_convolution(bands):
+    """BC-ResNet's frequency stride, built so it runs where TensorFlow's depthwise kernel refuses unequal strides
+    (no oneDNN: CPUs without AVX-512, GPUs), equals TensorFlow's "same" padding with stride 2, computed by hand."""
+    rng = np.random.default_rng(bands)
+    x = rng.normal(size=(2, 3, bands, 4)).astype(np.float32)
+    conv = keras.layers.DepthwiseConv2D((1, 3), padding="same", use_bias=False)
+    got = keras.ops.convert_to_numpy(_every_other_band(conv(x)))
+    kernel = conv.get_weights()[0][0, :, :, 0]  # [3, channels]
+    out = -(-bands // 2)
+    before = max((out - 1) * 2 + 3 - bands, 0) // 2  # TensorFlow's "same": the smaller half of the padding first.
+    padded = np.pad(x, ((0, 0), (0, 0), (before, 3), (0, 0)))
+    want = np.stack([(padded[:, :, 2 * i:2 * i + 3] * kernel).sum(axis=2) for i in range(out)], axis=2)
+    np.testing.assert_allclose(got, want, atol=1e-5)
