@@ -156,13 +156,16 @@ def test_transfer_to_new_classes(smoke, tmp_path):
 
     run_cli("export", task.name, "--run", str(tmp_path / "run"), "--out", str(tmp_path / "export"), cwd=work)
     test = task.load_data(tmp_path / "digits", task.recipes["smoke"]).splits["test"]  # Unseen speakers' clips.
-    wavs = [Path(p) for p in sorted(test.paths)][:: max(1, len(test.paths) // 4)][:4]
+    wavs = [Path(p) for p in sorted(test.paths)]
     out = run_cli("predict", task.name, *map(str, wavs), "--model", str(tmp_path / "export" / "1"), cwd=work)
     said = [line.split(": ")[1].split(" (")[0] for line in out.stdout.strip().splitlines()]
     loaded = tf.saved_model.load(str(tmp_path / "export" / "1"))
     own = loaded.serve_wav(tf.constant([w.read_bytes() for w in wavs]))["class_id"].numpy()
-    assert said == [config["class_names"][i] for i in own]  # The line says what the export says ...
-    assert sum(s == w.name.split("_")[0] for s, w in zip(said, wavs)) >= len(wavs) / 2, (said, wavs)  # ... the digit.
+    assert said == [config["class_names"][i] for i in own]  # The lines say what the export says ...
+    # ... and score the test split as the run's own evaluation did (one clip's leeway). Not a few clips: they
+    # can all be one held-out speaker's, which a fair model misses wholesale (0 or 1 of 4 once on one CPU).
+    right = np.mean([s == w.name.split("_")[0] for s, w in zip(said, wavs)])
+    assert abs(right - metrics["accuracy"]) <= 1 / len(wavs) + 1e-6, (right, metrics["accuracy"])
 
 
 def test_keras_applications_weights_file(tmp_path):
