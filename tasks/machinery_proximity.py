@@ -391,7 +391,10 @@ TASK = Task(
         "The hazard's camera assumptions fail on photos not taken by a fixed site camera: the shared real "
         "Construction Site Safety images are close-ups, phone shots and 2 x 2 tiles (the publisher's Mosaic), where "
         "a masked face filling half the frame reads as a person about a metre away; that set has no distances, so "
-        "the hazard on real photos is unmeasured. Real-photo AP: docs/benchmarks.md, detection on real photos.",
+        "the hazard on real photos is unmeasured. Fed that set's true boxes, the rule calls 272 of its 291 images "
+        "danger, 156 only through a person and a machine in different tiles (282 images are tiled); and a person "
+        "inside a machine's box, an operator in the cab as often as a worker in front, reads as danger in 96 of 158 "
+        "pairs: a manned machine alarms (docs/benchmarks.md, hazard_real). Real-photo AP: the same file.",
     ),
     sources=SOURCES,
 )
