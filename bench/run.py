@@ -1029,6 +1029,14 @@ DET_STEPS = (  # (key, task, what changed, extra `suite train` arguments; "SAMPL
     ("mach_real_from_peds", "machinery_proximity", "recipe `real`, starting from the pedestrians row above "
      "(`--approach transfer`, half the rate)",
      ("--recipe", "real", "--approach", "transfer", "--from", "RUN:peds_real_256", "--set", "finetune_lr_scale=0.5")),
+    # The other way round (issue 20: "starting from the other detection task's model"): pedestrians starts from people
+    # in 291 real construction photos instead of generated streets; 224 px, so the transfer row compares with
+    # peds_real_transfer at the same input and the same fine-tuning values.
+    ("mach_real_224", "machinery_proximity", "recipe `real` at pedestrians' 224 px input (the start of the next row)",
+     ("--recipe", "real", "--set", "image_size=224")),
+    ("peds_real_from_mach", "pedestrians", "recipe `real`, starting from the machinery_proximity row above (real "
+     "construction photos; `--approach transfer`)",
+     ("--recipe", "real", "--approach", "transfer", "--from", "RUN:mach_real_224")),
 )
 INSIDE = "person box inside the machine's box"  # A hazard_real pair kind: the cab, or just in front.
 DET_REAL = {"machinery_proximity": REALDATA / "machinery_proximity", "pedestrians": REALDATA / "pedestrians"}
