@@ -1032,10 +1032,10 @@ DET_STEPS = (  # (key, task, what changed, extra `suite train` arguments; "SAMPL
     # The other way round (issue 20: "starting from the other detection task's model"): pedestrians starts from people
     # in 291 real construction photos instead of generated streets; 224 px, so the transfer row compares with
     # peds_real_transfer at the same input and the same fine-tuning values.
-    ("mach_real_224", "machinery_proximity", "recipe `real` at pedestrians' 224 px input (the start of the next row)",
+    ("mach_real_224", "machinery_proximity", "recipe `real` at pedestrians' 224 px input (the start of a pedestrians row)",
      ("--recipe", "real", "--set", "image_size=224")),
-    ("peds_real_from_mach", "pedestrians", "recipe `real`, starting from the machinery_proximity row above (real "
-     "construction photos; `--approach transfer`)",
+    ("peds_real_from_mach", "pedestrians", "recipe `real`, starting from machinery_proximity's recipe `real` at 224 px "
+     "(its row below: real construction photos; `--approach transfer`)",
      ("--recipe", "real", "--approach", "transfer", "--from", "RUN:mach_real_224")),
 )
 INSIDE = "person box inside the machine's box"  # A hazard_real pair kind: the cab, or just in front.
@@ -1139,19 +1139,18 @@ def bench_hazard_real() -> dict:
     and which person-machine pairs it measures. The set has no distances; its images turned out to be 2x2 mosaics
     of unrelated photos (Roboflow's augmented export), so each pair is classed by where it lies: across a seam
     (two photos, no true distance), person box inside the machine's box (an operator in the cab, or a person in
-    front of the machine), or within one photo. docs/hazard_real_cases.png shows the commonest of each."""
+    front of the machine), or within one photo. docs/hazard_real_cases.png shows four of each kind the rule calls danger."""
     import tensorflow as tf
     from PIL import Image, ImageDraw
 
     from tasks import TASKS
-    from tasks.machinery_proximity import LEVELS, hazard_rule
+    from tasks.machinery_proximity import CLASS_NAMES, LEVELS, hazard_rule
 
     real, control = DET_REAL["machinery_proximity"], DET_REAL["pedestrians"]
     if not real.exists():
         return {"skipped": f"{real} absent"}
     task = TASKS["machinery_proximity"]
     recipe = task.recipes["default"]
-    names = ["person", "machinery", "vehicle"]
     examples = task.load_data(real, recipe).splits["all"]
     result: dict = {"images": len(examples.paths), "levels": {"safe": 0, "warning": 0, "danger": 0},
                     "pairs": {}, "danger_images_by_kind": {}}
@@ -1166,7 +1165,7 @@ def bench_hazard_real() -> dict:
         seams = _mosaic_seams(pixels)
         mosaics += seams is not None
         out = hazard_rule(tf.constant(boxes, tf.float32), tf.constant(classes), tf.ones([len(classes)]),
-                          pixels.shape[:2], recipe, names)
+                          pixels.shape[:2], recipe, CLASS_NAMES)
         level = int(out["hazard_level"])
         result["levels"][LEVELS[level]] += 1
         kinds = set()
@@ -1190,7 +1189,7 @@ def bench_hazard_real() -> dict:
             counts[LEVELS[int(said)]] += 1
             if said == 2:
                 kinds.add(kind)
-                cases.setdefault(kind, []).append((path, boxes, classes, i, j, float(metres)))
+                cases.setdefault(kind, []).append((path, boxes, i, j, float(metres)))
         if level == 2:
             key = " and ".join(sorted(kinds))
             result["danger_images_by_kind"][key] = result["danger_images_by_kind"].get(key, 0) + 1
@@ -1199,7 +1198,7 @@ def bench_hazard_real() -> dict:
     cell, rows = 300, []
     for kind, found in sorted(cases.items()):
         tiles = []
-        for path, boxes, classes, i, j, metres in found[:: max(1, len(found) // 4)][:4]:
+        for path, boxes, i, j, metres in found[:: max(1, len(found) // 4)][:4]:
             image = Image.open(path).convert("RGB")
             draw = ImageDraw.Draw(image)
             for k, box in enumerate(boxes):
@@ -1586,7 +1585,9 @@ def _render_detection_real(results: dict) -> list[str]:
              "detection convention (scores from 0.001, up to 100 boxes per image); AP50 by COCO size bins "
              "(small < 32x32 px, large > 96x96 px in the original image) on test. One run per row. Real photos beside "
              "the generated scenes, as the model sees them: [docs/detection_contact_sheet.png]"
-             "(detection_contact_sheet.png) (`--only detection_sheet`).", "",
+             "(detection_contact_sheet.png) (`--only detection_sheet`). Rows carry over between runs; training "
+             "times of rows measured on 2026-12-06 or later are on the current 2-core machines, about 2.4x slower "
+             "than the earlier ones.", "",
              "| task | what changed | val AP50 | test AP50 | test mAP 0.5:0.95 | test recall50 | test AP50 small / "
              "medium / large | test AP50 by class | epochs | training |",
              "|---|---|---|---|---|---|---|---|---|---|"]
