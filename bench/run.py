@@ -1152,7 +1152,7 @@ def bench_hazard_real() -> dict:
     task = TASKS["machinery_proximity"]
     recipe = task.recipes["default"]
     examples = task.load_data(real, recipe).splits["all"]
-    result: dict = {"images": len(examples.paths), "levels": {"safe": 0, "warning": 0, "danger": 0},
+    result: dict = {"images": len(examples.paths), "levels": dict.fromkeys(LEVELS, 0),
                     "pairs": {}, "danger_images_by_kind": {}}
     if control.exists():
         photos = sorted((control / "PennFudanPed" / "PNGImages").glob("*.png"))
@@ -1174,8 +1174,7 @@ def bench_hazard_real() -> dict:
             if j < 0:
                 continue
             p, m = boxes[i], boxes[j]
-            centre = lambda b: ((b[1] + b[3]) / 2, (b[0] + b[2]) / 2)  # noqa: E731
-            (py, px), (my, mx) = centre(p), centre(m)
+            (py, px), (my, mx) = (((b[1] + b[3]) / 2, (b[0] + b[2]) / 2) for b in (p, m))
             inside = (max(0, min(p[2], m[2]) - max(p[0], m[0])) * max(0, min(p[3], m[3]) - max(p[1], m[1]))
                       >= 0.8 * (p[2] - p[0]) * (p[3] - p[1]))
             if seams and ((py < seams[0]) != (my < seams[0]) or (px < seams[1]) != (mx < seams[1])):
