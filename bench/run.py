@@ -1037,6 +1037,16 @@ DET_STEPS = (  # (key, task, what changed, extra `suite train` arguments; "SAMPL
     ("peds_real_from_mach", "pedestrians", "recipe `real`, starting from machinery_proximity's recipe `real` at 224 px "
      "(its row below: real construction photos; `--approach transfer`)",
      ("--recipe", "real", "--approach", "transfer", "--from", "RUN:mach_real_224")),
+    # Colour jitter (issue 20: "HSV jitter"), at Ultralytics' default gains: on the real fine-tuning only, then also
+    # on the generated data the start model learns from (domain randomisation of the generated streets' colours).
+    ("peds_real_transfer_hsv", "pedestrians", "recipe `real` + colour jitter at YOLO's HSV gains (`--set hsv=1.0`), "
+     "starting from the generated-data model", ("--recipe", "real", "--approach", "transfer", "--from",
+                                                "RUN:peds_generated", "--set", "hsv=1.0")),
+    ("peds_generated_hsv", "pedestrians", "default recipe on the generated sample only, colour jitter (`--set hsv=1.0`)",
+     ("TRAIN_ON_SAMPLE", "--set", "hsv=1.0")),
+    ("peds_real_transfer_hsv2", "pedestrians", "recipe `real` + colour jitter, starting from the generated-data model "
+     "trained with it (the row above)", ("--recipe", "real", "--approach", "transfer", "--from",
+                                         "RUN:peds_generated_hsv", "--set", "hsv=1.0")),
 )
 INSIDE = "person box inside the machine's box"  # A hazard_real pair kind: the cab, or just in front.
 DET_REAL = {"machinery_proximity": REALDATA / "machinery_proximity", "pedestrians": REALDATA / "pedestrians"}

@@ -64,6 +64,10 @@ class DetectionRecipe(TrainRecipe):
     # images tiled 2 x 2 and a random crop of 1-2 image sides of it, resized back. 0 (off) by default: the
     # generated-data recipes reach their targets without it; the `real` recipes set it.
     mosaic: float = 0.0
+    # Colour jitter when training, as a share of YOLO's HSV gains (hue +-0.015 of the circle, saturation and
+    # value x 1 +- 0.7 and 0.4): 1.0 is Ultralytics' default. 0 (off) by default, as Mosaic: measured on the
+    # real photos first (bench/run.py detection_real).
+    hsv: float = 0.0
     val_percent: int = 15  # Used only for sets without their own split.
     test_percent: int = 15  # Likewise.
 
@@ -580,11 +584,25 @@ def _load(path, boxes, classes, size: int):
     return x, boxes * scale, classes
 
 
-def zoom_and_flip(x, b, c, size: int, scale: float):
-    """Box-aware augmentation of one letterboxed example: horizontal flip, then
-    a random zoom by 1 +- `scale` with a random crop (zoom in) or grey pad (zoom
-    out); boxes follow, and those left less than 40% inside the frame go."""
+def hsv_jitter(x, gain: float):
+    """Random hue, saturation and value of one image in 0-255, at `gain` times
+    YOLO's HSV gains (hue +-0.015 of the circle, saturation x 1 +- 0.7, value
+    x 1 +- 0.4); boxes do not move."""
+    x = x / 255.0
+    x = tf.image.adjust_hue(x, tf.random.uniform([], -0.015, 0.015) * gain)
+    x = tf.image.adjust_saturation(x, 1.0 + tf.random.uniform([], -0.7, 0.7) * gain)
+    x = x * (1.0 + tf.random.uniform([], -0.4, 0.4) * gain)
+    return tf.clip_by_value(x * 255.0, 0.0, 255.0)
+
+
+def zoom_and_flip(x, b, c, size: int, scale: float, hsv: float = 0.0):
+    """Box-aware augmentation of one letterboxed example: colour jitter
+    (`hsv_jitter`, when `hsv` > 0), a horizontal flip, then a random zoom by
+    1 +- `scale` with a random crop (zoom in) or grey pad (zoom out); boxes
+    follow, and those left less than 40% inside the frame go."""
     s = size
+    if hsv > 0:
+        x = hsv_jitter(x, hsv)
     valid = c >= 0
     flip = tf.random.uniform([]) < 0.5
     x = tf.cond(flip, lambda: x[:, ::-1], lambda: x)
@@ -637,10 +655,10 @@ def mosaic(parts, size: int, max_boxes: int):
 
 
 def box_dataset(examples: Detections, size: int, max_boxes: int, training: bool, batch_size: int,
-                seed: int, aug_scale: float, mosaic_share: float = 0.0) -> tf.data.Dataset:
+                seed: int, aug_scale: float, mosaic_share: float = 0.0, hsv: float = 0.0) -> tf.data.Dataset:
     """Letterboxed images with boxes padded to `max_boxes` (`classes` -1 where
     empty: keras-cv's dense format), decoded once and cached; when training,
-    flipped and zoomed (`zoom_and_flip`), and a `mosaic_share` of them
+    colour-jittered by `hsv`, flipped and zoomed (`zoom_and_flip`), and a `mosaic_share` of them
     replaced by a `mosaic` of that image and three others drawn at random.
 
     Yields `(image float32 [size, size, 3] in 0-255, {"boxes": [max_boxes, 4]
@@ -656,7 +674,7 @@ def box_dataset(examples: Detections, size: int, max_boxes: int, training: bool,
     if training:
         def augmented(k: int) -> tf.data.Dataset:
             return ds.shuffle(max(1, len(examples)), seed=seed + k, reshuffle_each_iteration=True).map(
-                lambda x, b, c: zoom_and_flip(x, b, c, size, aug_scale), num_parallel_calls=tf.data.AUTOTUNE)
+                lambda x, b, c: zoom_and_flip(x, b, c, size, aug_scale, hsv), num_parallel_calls=tf.data.AUTOTUNE)
 
         ds = augmented(0)
         if mosaic_share > 0:  # Three other streams in their own orders: an epoch still has len(examples) images.
@@ -672,9 +690,9 @@ def box_dataset(examples: Detections, size: int, max_boxes: int, training: bool,
 
 def dataset(examples: Detections, recipe: DetectionRecipe, training: bool, batch_size: int,
             class_names: list[str]) -> tf.data.Dataset:
-    """A detection task's `dataset`: `box_dataset` sized by the recipe (flip, zoom and Mosaic when training)."""
+    """A detection task's `dataset`: `box_dataset` sized by the recipe (colour, flip, zoom and Mosaic when training)."""
     return box_dataset(examples, recipe.image_size, recipe.max_boxes, training, batch_size, recipe.seed,
-                       recipe.aug_scale, recipe.mosaic)
+                       recipe.aug_scale, recipe.mosaic, recipe.hsv)
 
 
 # --- The YOLOv8 detector ---------------------------------------------------------------
