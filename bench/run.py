@@ -1088,6 +1088,11 @@ def bench_detection_real() -> dict:
         epochs = len((work / key / "history.csv").read_text().strip().splitlines()) - 1
         rows[key] = {"task": task, "what": what, "args": list(args), "seconds": seconds, "epochs": epochs,
                      "test": {k: test[k] for k in keys if k in test}, "val": {k: val[k] for k in keys if k in val}}
+        # A re-run keeps the AP50s of the runs before it: their spread is the noise any one row carries.
+        before = json.loads(cached.read_text()) if cached.exists() else previous.get(key)
+        if before:
+            rows[key]["earlier"] = [*before.get("earlier", []),
+                                    {"val": before["val"].get("ap50"), "test": before["test"].get("ap50")}]
         cached.write_text(json.dumps(rows[key], indent=1))
         shutil.rmtree(work / key / "tensorboard", ignore_errors=True)
     return {"rows": rows}
@@ -1615,6 +1620,15 @@ def _render_detection_real(results: dict) -> list[str]:
         chosen.append(f"{task}: {best['what']} (val AP50 {f(best['val'].get('ap50'))}, test "
                       f"{f(best['test'].get('ap50'))})")
     lines += ["", "Chosen on val, per task (the test column played no part): " + "; ".join(chosen) + "."]
+    repeated = [r for r in rows.values() if r.get("earlier")]
+    if repeated:
+        lines += ["", "Rows trained more than once (the same command, fresh random weights; the table shows the "
+                  "latest run), val / test AP50 run by run: " + "; ".join(
+                      f"{r['task']}, {r['what']}: " + ", ".join(
+                          f"{f(e['val'])} / {f(e['test'])}" for e in [*r["earlier"], {
+                              "val": r["val"].get("ap50"), "test": r["test"].get("ap50")}])
+                      for r in repeated) + ". Differences of this size between two rows are noise, not a recipe "
+                  "effect."]
     return lines
 
 

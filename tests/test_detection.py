@@ -293,3 +293,29 @@ def test_mosaic_boxes_follow_their_pixels():
             cx, cy = int((box[0] + box[2]) / 2), int((box[1] + box[3]) / 2)
             np.testing.assert_allclose(image[cy, cx], colours[int(c)], atol=30)
     assert kept_any >= 20  # Most of the 80 boxes survive crops of at least one image side.
+
+
+def test_hsv_jitter_moves_colours_not_boxes():
+    # A grey frame with one saturated red box: with gain 0 nothing changes; at gain 1 the pixels change (colour
+    # jitter did something), stay in 0-255, and the box still sits on its own (reddest) pixels after the flip
+    # and zoom that follow in the same augmentation.
+    size = 64
+    x = np.full((size, size, 3), 114.0, np.float32)
+    x[10:40, 20:44] = (220, 30, 30)
+    boxes = tf.constant([[20.0, 10.0, 44.0, 40.0], [-1.0, -1.0, -1.0, -1.0]])
+    classes = tf.constant([0.0, -1.0])
+    np.testing.assert_allclose(det.hsv_jitter(tf.constant(x), 0.0).numpy(), x, atol=1e-3)
+    tf.random.set_seed(5)
+    changed = 0
+    for _ in range(10):
+        jittered = det.hsv_jitter(tf.constant(x), 1.0).numpy()
+        assert jittered.min() >= 0.0 and jittered.max() <= 255.0
+        changed += int(np.abs(jittered - x).max() > 1.0)
+        image, b, c = (t.numpy() for t in det.zoom_and_flip(tf.constant(x), boxes, classes, size, 0.1, hsv=1.0))
+        assert c[0] == 0.0
+        x0, y0, x1, y1 = (int(round(v)) for v in b[0])
+        redness = image[..., 0] - image[..., 1]  # Grey (and the grey pad) has none, even desaturated red some.
+        far = np.ones((size, size), bool)
+        far[max(y0 - 3, 0):y1 + 3, max(x0 - 3, 0):x1 + 3] = False
+        assert redness[y0 + 2:y1 - 2, x0 + 2:x1 - 2].mean() > 30 and np.abs(redness[far]).max() < 5
+    assert changed == 10
