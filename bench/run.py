@@ -617,11 +617,13 @@ def bench_digits_nested() -> dict:
     chosen = {t: max(candidates, key=lambda n: candidates[n]["inner"][t]) for t in DIGITS_SPEAKERS}
     # Outer folds: each candidate chosen for some fold trains leave-one-speaker-out on all four (its full record, not
     # only the folds it won). The nested estimate takes, for each test speaker, the candidate its inner score chose.
-    # `DIGITS_OUTER=0` keeps the committed outer folds (the freq_warp=0.1 row is the `digits` entry's, measured with it).
+    # A candidate not picked in DIGITS_NESTED keeps its committed outer folds; `DIGITS_OUTER=0` keeps them all (the
+    # freq_warp=0.1 row is the `digits` entry's, measured with it).
     committed = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     outer = dict(committed.get("digits_nested", {}).get("outer", {}))
     for index, name in enumerate(names):
-        if os.environ.get("DIGITS_OUTER", "1") == "0" or name not in chosen.values():
+        if (os.environ.get("DIGITS_OUTER", "1") == "0" or name not in chosen.values()
+                or (name in outer and name not in picked)):
             continue
         folds = {}
         for t in DIGITS_SPEAKERS:
