@@ -1625,8 +1625,9 @@ def _render_detection_real(results: dict) -> list[str]:
     lines += ["", "Chosen on val, per task (the test column played no part): " + "; ".join(chosen) + "."]
     repeated = [r for r in rows.values() if r.get("earlier")]
     if repeated:
-        lines += ["", "Rows trained more than once (the same command, fresh random weights; the table shows the "
-                  "latest run), val / test AP50 run by run: " + "; ".join(
+        lines += ["", "Rows trained more than once (the same command and seed: TensorFlow's parallel CPU kernels "
+                  "and input pipeline are not deterministic unless `--set deterministic=true`, which is slower; "
+                  "the table shows the latest run), val / test AP50 run by run: " + "; ".join(
                       f"{r['task']}, {r['what']}: " + ", ".join(
                           f"{f(e['val'])} / {f(e['test'])}" for e in [*r["earlier"], {
                               "val": r["val"].get("ap50"), "test": r["test"].get("ap50")}])
