@@ -66,8 +66,9 @@ class DetectionRecipe(TrainRecipe):
     mosaic: float = 0.0
     # Colour jitter when training, as a share of YOLO's HSV gains (hue +-0.015 of the circle, saturation and
     # value x 1 +- 0.7 and 0.4): 1.0 is Ultralytics' default. 0 (off) everywhere: on the real Penn-Fudan val
-    # split it did not pay (val AP50 0.867 with it against 0.877-0.886 without, fine-tuned from the generated
-    # model; 0.319 against 0.161-0.489 trained on generated scenes alone; bench/run.py detection_real).
+    # split it did not pay (fine-tuned from the generated model, val AP50 0.867 and 0.852 with it against 0.877
+    # and 0.925 without, from the same start models; trained on generated scenes alone, 0.319 against 0.161-0.489
+    # in three runs; bench/run.py detection_real).
     hsv: float = 0.0
     val_percent: int = 15  # Used only for sets without their own split.
     test_percent: int = 15  # Likewise.
