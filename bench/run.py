@@ -751,6 +751,10 @@ CELL_INFERENCE = {  # Inference settings scored on every ablation model (no retr
     # Nuclei span 9-50 px: the maps averaged over the image at 0.75-1.5x (resized back) see each at several sizes.
     "the same, 4 scales (0.75, 1, 1.25, 1.5)": {**_LOW_SEEDS, "seed_split_threshold": 0.5,
                                                  "test_time_scales": (0.75, 1.0, 1.25, 1.5)},
+    # Merges still outnumber splits after the split at 0.5: split each part again where its interior holds two
+    # regions at a higher P (nuclei pressed closer together meet higher).
+    "seeds split at 0.5, then 0.7": {**_LOW_SEEDS, "seed_split_threshold": 0.5, "seed_split_also": (0.7,)},
+    "seeds split at 0.5, 0.7, then 0.9": {**_LOW_SEEDS, "seed_split_threshold": 0.5, "seed_split_also": (0.7, 0.9)},
 }
 # Recipe `real` is this row trained this way, inferring under this setting (4 views: 8 gained 0.001 val F1 for 2x
 # the work; 4 scales, the best subset of 0.75-2 on this row's val, gained 0.008 there for 5.4x the work, but -0.004
@@ -1098,7 +1102,28 @@ def bench_detection_real() -> dict:
                                     {"val": before["val"].get("ap50"), "test": before["test"].get("ap50")}]
         cached.write_text(json.dumps(rows[key], indent=1))
         shutil.rmtree(work / key / "tensorboard", ignore_errors=True)
+    # Test-time flips (no retraining): `DET_FLIPS=a,b` scores those steps' kept models with `test_time_flips` on;
+    # a row keeps its flips scores until it is retrained.
+    for key in (os.environ.get("DET_FLIPS", "").split(",") if os.environ.get("DET_FLIPS") else []):
+        if key in rows and (work / key / "best.keras").exists():
+            rows[key]["flips"] = _detections_flipped(TASKS[rows[key]["task"]], work / key, DET_REAL[rows[key]["task"]],
+                                                     keys)
+            (work / f"{key}.json").write_text(json.dumps(rows[key], indent=1))
     return {"rows": rows}
+
+
+def _detections_flipped(task, run: Path, real: Path, keys: tuple[str, ...]) -> dict:
+    """A detection run's kept model on the real val and test splits with `test_time_flips` on."""
+    from suite.runs import load_trained
+
+    model, recipe = load_trained(task, run)[:2]
+    recipe = dataclasses.replace(recipe, test_time_flips=True)
+    data = task.load_data(real, recipe)
+    out = {}
+    for split in ("val", "test"):
+        m = task.evaluate(model, data.splits[split], recipe, data.class_names, None)
+        out[split] = {k: m[k] for k in keys if k in m}
+    return out
 
 
 def bench_detection_sheet() -> dict:
@@ -1633,6 +1658,17 @@ def _render_detection_real(results: dict) -> list[str]:
                               "val": r["val"].get("ap50"), "test": r["test"].get("ap50")}])
                       for r in repeated) + ". Differences of this size between two rows are noise, not a recipe "
                   "effect."]
+    flipped = [r for r in rows.values() if r.get("flips")]
+    if flipped:
+        lines += ["", "Test-time flips (`--set test_time_flips=true`: each image and its mirror image, scores and boxes "
+                  "averaged anchor by anchor before NMS, 2x the detector's work), on the same kept models, no "
+                  "retraining (`DET_FLIPS=STEP`):", "",
+                  "| task | model | val AP50 | with flips | test AP50 | with flips | test mAP | with flips |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for r in flipped:
+            v, t, fv, ft = r["val"], r["test"], r["flips"]["val"], r["flips"]["test"]
+            lines.append(f"| {r['task']} | {r['what']} | {f(v.get('ap50'))} | {f(fv.get('ap50'))} | "
+                         f"{f(t.get('ap50'))} | {f(ft.get('ap50'))} | {f(t.get('map'))} | {f(ft.get('map'))} |")
     return lines
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 import keras_cv
@@ -109,8 +110,31 @@ def yolo_compile_args() -> dict:
     return {"classification_loss": "binary_crossentropy", "box_loss": "ciou"}
 
 
+YOLO_STRIDES = (8, 16, 32)  # keras-cv YOLOv8's anchor grids (`get_anchors`), finest first.
+
+
+def mirror_order(height: int, width: int) -> np.ndarray:
+    """For each YOLOv8 anchor of a `height x width` input, the index of the anchor at its mirror image
+    (left-right). keras-cv lays anchors out level by level (`YOLO_STRIDES`), each grid row by row, with
+    centres at `(column + 0.5) * stride`: the mirror of a centre is a centre exactly when `width` is a
+    multiple of the coarsest stride.
+
+    Raises:
+        ValueError: when `width` is not a multiple of 32.
+    """
+    if width % YOLO_STRIDES[-1]:
+        raise ValueError(f"Expected an input width that is a multiple of {YOLO_STRIDES[-1]} for test-time flips "
+                         f"(the anchor grids must mirror onto themselves). Received: {width}")
+    order, offset = [], 0
+    for stride in YOLO_STRIDES:
+        rows, cols = -(-height // stride), width // stride
+        order.append(offset + np.arange(rows * cols).reshape(rows, cols)[:, ::-1].ravel())
+        offset += rows * cols
+    return np.concatenate(order)
+
+
 def detect(model: keras.Model, images: tf.Tensor, confidence_threshold: float | None = None,
-           max_detections: int | None = None, iou_threshold: float | None = None) -> dict:
+           max_detections: int | None = None, iou_threshold: float | None = None, flips: bool = False) -> dict:
     """Raw forward pass plus box decoding and NMS, traceable into a SavedModel.
 
     Args:
@@ -120,6 +144,10 @@ def detect(model: keras.Model, images: tf.Tensor, confidence_threshold: float | 
         confidence_threshold, max_detections, iou_threshold: NMS values for
             this call; each defaults to the model's own decoder's (so a
             checkpoint saved with other values is decoded as asked).
+        flips: also run the left-right mirror image and average, anchor by
+            anchor, its class scores and (mirrored back) boxes with the
+            image's own before NMS (test-time augmentation at 2x the work).
+            Defaults to False.
 
     Returns:
         `boxes` `[batch, max_detections, 4]` (xyxy, input pixels), `confidence`
@@ -134,7 +162,18 @@ def detect(model: keras.Model, images: tf.Tensor, confidence_threshold: float | 
         confidence_threshold=own.confidence_threshold if confidence_threshold is None else confidence_threshold,
         max_detections=own.max_detections if max_detections is None else max_detections,
     )
-    raw = model(images, training=False)
     # keras-cv's own decoding (anchors, distances to boxes), with this decoder: the method reads only these two.
     view = types.SimpleNamespace(prediction_decoder=decoder, bounding_box_format=model.bounding_box_format)
-    return type(model).decode_predictions(view, raw, images)
+    if not flips:
+        return type(model).decode_predictions(view, model(images, training=False), images)
+    both = tf.concat([images, tf.reverse(images, [2])], 0)
+    decoded = types.SimpleNamespace(prediction_decoder=lambda boxes, scores: (boxes, scores),
+                                    bounding_box_format="xyxy")
+    boxes, scores = type(model).decode_predictions(decoded, model(both, training=False), both)
+    n, width = tf.shape(images)[0], float(images.shape[2])
+    order = mirror_order(int(images.shape[1]), int(images.shape[2]))
+    x1, y1, x2, y2 = tf.unstack(tf.gather(boxes[n:], order, axis=1), axis=-1)
+    # The head ends in a sigmoid: these are probabilities, averaged as such.
+    boxes = (boxes[:n] + tf.stack([width - x2, y1, width - x1, y2], -1)) / 2
+    scores = (scores[:n] + tf.gather(scores[n:], order, axis=1)) / 2
+    return decoder(tf.cast(boxes, tf.float32), tf.cast(scores, tf.float32))

@@ -33,6 +33,9 @@ class InstanceRecipe(Protocol):
     def seed_split_threshold(self) -> float: ...  # A seed with 2+ regions above this splits into them; 0: off.
 
     @property
+    def seed_split_also(self) -> tuple[float, ...]: ...  # Then each part again, at each of these (rising).
+
+    @property
     def boundary_px(self) -> int: ...  # Width of the boundary ring; seeds grow this far.
 
     @property
@@ -189,6 +192,12 @@ def grow_labels(labels: tf.Tensor, region: tf.Tensor, steps: tf.Tensor | int) ->
                          (tf.constant(0), labels, tf.constant(True)))[1]
 
 
+def relabel(labels: tf.Tensor) -> tf.Tensor:
+    """int32 `[h, w]` labels renumbered 1..n (0 stays 0), so ids stay below the pixel count."""
+    ids, index = tf.unique(tf.concat([[0], tf.reshape(labels, [-1])], 0))  # 0 comes first: its index is 0.
+    return tf.reshape(index[1:], tf.shape(labels))
+
+
 def split_seeds(seeds: tf.Tensor, core: tf.Tensor, min_area: int) -> tf.Tensor:
     """Seeds (int32 `[h, w]` component labels) that hold two or more `core` components of at least `min_area`
     pixels become those cores, grown back over the seed: two touching nuclei whose interiors meet at a weak
@@ -231,7 +240,9 @@ def instances_from_maps(segmentation: tf.Tensor, atypical: tf.Tensor, recipe: In
     foreground = segmentation[..., 1] + segmentation[..., 2] > recipe.fg_threshold
     labels = connected_components(segmentation[..., 1] > recipe.seed_threshold)
     if recipe.seed_split_threshold > recipe.seed_threshold:
-        labels = split_seeds(labels, segmentation[..., 1] > recipe.seed_split_threshold, recipe.min_area)
+        # Each level splits what the one below left whole: nuclei pressed together meet at a higher P(interior).
+        for level in (recipe.seed_split_threshold, *recipe.seed_split_also):
+            labels = split_seeds(relabel(labels), segmentation[..., 1] > level, recipe.min_area)
     labels = grow_labels(labels, foreground, recipe.boundary_px + 1 if grow_steps is None else grow_steps)
     flat = tf.reshape(labels, [-1])
     # Consecutive ids in raster order, background first; then drop tiny ones.

@@ -158,6 +158,24 @@ def test_a_seed_with_two_cores_splits_and_a_faint_nucleus_stays():
     assert left != right and left > 0 and right > 0 and labels[10, 10] > 0
 
 
+def test_split_levels_part_nuclei_pressed_closer_together():
+    """Three nuclei in a row, the first meeting the second at P 0.4 and the second the third at P 0.7: a split at
+    0.6 parts the first from the other two, and `seed_split_also` (0.8) parts those two as well."""
+    yy, xx = np.mgrid[:48, :64]
+    p = np.zeros((48, 64), np.float32)
+    for cx in (16, 28, 34):  # Cones 10 px in radius: 12 px apart meet at P 0.4, 6 px apart at 0.7.
+        p = np.maximum(p, np.clip(1 - np.sqrt((yy - 24) ** 2 + (xx - cx) ** 2) / 10, 0, 1))
+    maps, none = tf.constant(np.stack([1 - p, p, 0 * p], -1)), tf.zeros((48, 64))
+    base = dataclasses.replace(cm.RECIPES["default"], seed_threshold=0.3, fg_threshold=0.2, min_area=5,
+                               seed_split_threshold=0.6)
+    once = segm.instances_from_maps(maps, none, base)["instances"].numpy()
+    twice = segm.instances_from_maps(maps, none, dataclasses.replace(base, seed_split_also=(0.8,)))["instances"].numpy()
+    assert len(np.unique(once)) - 1 == 2 and len(np.unique(twice)) - 1 == 3
+    assert once[24, 28] == once[24, 34] != once[24, 16]
+    assert len({twice[24, 16], twice[24, 28], twice[24, 34]}) == 3
+    assert (twice > 0).sum() == (once > 0).sum()  # The same pixels, shared out: nothing lost.
+
+
 def test_transposed_views_make_the_maps_transpose_equivariant():
     """With `test_time_transpose` the segmenter sees all 8 symmetries, so transposing the image transposes
     its maps, even for a net that is not symmetric itself (one lopsided kernel here); with flips alone not."""

@@ -319,3 +319,45 @@ def test_hsv_jitter_moves_colours_not_boxes():
         far[max(y0 - 3, 0):y1 + 3, max(x0 - 3, 0):x1 + 3] = False
         assert redness[y0 + 2:y1 - 2, x0 + 2:x1 - 2].mean() > 30 and np.abs(redness[far]).max() < 5
     assert changed == 10
+
+
+def test_mirror_order_maps_each_anchor_to_its_mirror_image():
+    from suite import kerascv
+
+    height, width = 64, 96
+    centres = []  # keras-cv's layout: level by level, each grid row by row, centres at (index + 0.5) * stride.
+    for stride in kerascv.YOLO_STRIDES:
+        ys, xs = np.meshgrid(np.arange(0, height, stride), np.arange(0, width, stride), indexing="ij")
+        centres.append(np.stack([xs.ravel() + stride / 2, ys.ravel() + stride / 2, np.full(xs.size, stride)], 1))
+    centres = np.concatenate(centres)
+    order = kerascv.mirror_order(height, width)
+    np.testing.assert_array_equal(centres[order], np.stack([width - centres[:, 0], centres[:, 1], centres[:, 2]], 1))
+    np.testing.assert_array_equal(order[order], np.arange(len(order)))  # Mirroring twice: where it started.
+    with pytest.raises(ValueError, match="multiple of 32.*Received: 100"):
+        kerascv.mirror_order(64, 100)
+
+
+def test_test_time_flips_give_mirrored_detections_for_a_mirrored_image():
+    """With flips, the detections of the mirror image are the mirror of the image's detections (the average is
+    symmetric), and they differ from the plain detector's."""
+    import keras
+
+    from suite import kerascv
+
+    keras.utils.set_random_seed(3)
+    model = kerascv.yolo_detector(2, widths=(8, 16, 32, 32), confidence_threshold=0.001, max_detections=50)
+    image = tf.constant(np.random.default_rng(0).uniform(0, 255, (1, 96, 128, 3)), tf.float32)
+    a = kerascv.detect(model, image, 0.001, 500, 1.0, flips=True)
+    b = kerascv.detect(model, tf.reverse(image, [2]), 0.001, 500, 1.0, flips=True)
+    plain = kerascv.detect(model, image, 0.001, 500, 1.0)
+    n = int(a["num_detections"][0])
+    assert 5 < n < 500 and int(b["num_detections"][0]) == n  # Not cut at 500: no tie decides the last place.
+    boxes_a, boxes_b = a["boxes"][0, :n].numpy(), b["boxes"][0, :n].numpy()
+    mirrored = np.stack([128 - boxes_b[:, 2], boxes_b[:, 1], 128 - boxes_b[:, 0], boxes_b[:, 3]], 1)
+    np.testing.assert_allclose(a["confidence"][0, :n], b["confidence"][0, :n], atol=1e-6)
+    # Box by box, as sets: an untrained head ties scores, and greedy NMS would keep either of two tied boxes
+    # (IoU 1.0 keeps them all: the averaging is what is checked here).
+    gap = np.abs(boxes_a[:, None] - mirrored[None]).max(-1)
+    assert gap.min(1).max() < 1e-3 and gap.min(0).max() < 1e-3
+    # An untrained head scores every anchor near 0.5: the average moves the scores by ~1e-6, but it moves them.
+    assert np.abs(plain["confidence"][0, :n] - a["confidence"][0, :n]).max() > 1e-6
