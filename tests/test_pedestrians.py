@@ -116,3 +116,29 @@ def test_export_boxes_match_the_keras_model(smoke, tmp_path):
     assert "person box(es)" in out.stdout
     assert (tmp_path / "drawn" / f"{images[0].stem}.boxes.png").exists()
 
+
+
+@pytest.mark.parametrize("smoke", ["pedestrians"], indirect=True)
+def test_export_with_test_time_flips_matches_the_keras_model(smoke, tmp_path):
+    """An export made with `test_time_flips` serves the flipped-and-averaged detections of the in-process
+    pipeline, and they are not the plain ones: the mirror view is in the shipped graph."""
+    import dataclasses
+
+    from suite.export import export
+
+    work = smoke["work"]
+    config = json.loads((work / "run" / "config.json").read_text())
+    recipe = ped.Recipe(**{k: tuple(v) if isinstance(v, list) else v for k, v in config["recipe"].items()})
+    flipped = dataclasses.replace(recipe, test_time_flips=True)
+    model = load_model(work / "run" / "best.keras")
+    out = export(ped.TASK, model, flipped, ["person"], tmp_path / "exports", {"metrics": {}})
+    loaded, meta = load_export(out, "pedestrians")
+    assert meta["recipe"]["test_time_flips"] is True
+    pixels = tf.io.decode_png(tf.io.read_file(str(sorted((work / "data" / "PNGImages").glob("*.png"))[0])), channels=3)
+    want, plain = det.detect_fn(model, flipped, ["person"])(pixels), det.detect_fn(model, recipe, ["person"])(pixels)
+    got = loaded.serve_pixels(pixels)
+    n = int(want["num_all"])
+    assert n > 0 and int(got["num_all"]) == n
+    np.testing.assert_allclose(got["all_boxes"].numpy()[:n], want["all_boxes"].numpy()[:n], atol=1e-3)
+    np.testing.assert_allclose(got["all_scores"].numpy()[:n], want["all_scores"].numpy()[:n], atol=1e-4)
+    assert not np.allclose(plain["all_scores"].numpy()[:n], want["all_scores"].numpy()[:n], atol=1e-4)
