@@ -1099,7 +1099,9 @@ def bench_detection_real() -> dict:
         before = json.loads(cached.read_text()) if cached.exists() else previous.get(key)
         if before:
             rows[key]["earlier"] = [*before.get("earlier", []),
-                                    {"val": before["val"].get("ap50"), "test": before["test"].get("ap50")}]
+                                    {"val": before["val"].get("ap50"), "test": before["test"].get("ap50"),
+                                     **({"flips": {s: before["flips"][s].get("ap50") for s in ("val", "test")}}
+                                        if before.get("flips") else {})}]
         cached.write_text(json.dumps(rows[key], indent=1))
         shutil.rmtree(work / key / "tensorboard", ignore_errors=True)
     # Test-time flips (no retraining): `DET_FLIPS=a,b` scores those steps' kept models with `test_time_flips` on;
@@ -1658,17 +1660,20 @@ def _render_detection_real(results: dict) -> list[str]:
                               "val": r["val"].get("ap50"), "test": r["test"].get("ap50")}])
                       for r in repeated) + ". Differences of this size between two rows are noise, not a recipe "
                   "effect."]
-    flipped = [r for r in rows.values() if r.get("flips")]
+    flipped = [r for r in rows.values() if r.get("flips") or any("flips" in e for e in r.get("earlier", []))]
     if flipped:
         lines += ["", "Test-time flips (`--set test_time_flips=true`: each image and its mirror image, scores and boxes "
                   "averaged anchor by anchor before NMS, 2x the detector's work), on the same kept models, no "
-                  "retraining (`DET_FLIPS=STEP`):", "",
-                  "| task | model | val AP50 | with flips | test AP50 | with flips | test mAP | with flips |",
-                  "|---|---|---|---|---|---|---|---|"]
+                  "retraining (`DET_FLIPS=STEP`); one line per trained model (run):", "",
+                  "| task | model | run | val AP50 | with flips | test AP50 | with flips |", "|---|---|---|---|---|---|---|"]
         for r in flipped:
-            v, t, fv, ft = r["val"], r["test"], r["flips"]["val"], r["flips"]["test"]
-            lines.append(f"| {r['task']} | {r['what']} | {f(v.get('ap50'))} | {f(fv.get('ap50'))} | "
-                         f"{f(t.get('ap50'))} | {f(ft.get('ap50'))} | {f(t.get('map'))} | {f(ft.get('map'))} |")
+            runs = [*r.get("earlier", []), {"val": r["val"].get("ap50"), "test": r["test"].get("ap50"),
+                                            **({"flips": {s: r["flips"][s].get("ap50") for s in ("val", "test")}}
+                                               if r.get("flips") else {})}]
+            for i, e in enumerate(runs, 1):
+                if "flips" in e:
+                    lines.append(f"| {r['task']} | {r['what']} | {i} of {len(runs)} | {f(e['val'])} | "
+                                 f"{f(e['flips']['val'])} | {f(e['test'])} | {f(e['flips']['test'])} |")
     return lines
 
 
