@@ -60,7 +60,9 @@ class DetectionRecipe(TrainRecipe):
     eval_max_detections: int = 100  # Evaluation: COCO's 100 detections per image.
     draw_threshold: float = 0.4  # Boxes counted and drawn by `suite predict`.
     # Inference (evaluation, export, predict) also on the mirror image, scores and boxes averaged anchor by
-    # anchor before NMS: 2x the detector's work. Needs image_size a multiple of 32.
+    # anchor before NMS: 2x the detector's work; image_size a multiple of 32. Off: on the real Penn-Fudan val
+    # split the fine-tuned model's AP50 moved +0.002 and 0.000 in two runs (mAP -0.035, -0.020); the
+    # generated-data model's +0.074 on real val, +0.002 on generated val (bench/run.py detection_real).
     test_time_flips: bool = False
     aug_scale: float = 0.3  # Random zoom 1 +- this, then a random crop or pad.
     # Share of training images replaced by a Mosaic (YOLO's default augmentation): four zoomed and flipped
