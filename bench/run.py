@@ -1673,12 +1673,12 @@ def _render_detection_real(results: dict) -> list[str]:
                   "retraining (`DET_FLIPS=STEP`); one line per trained model (run):", "",
                   "| task | model | run | val AP50 | with flips | test AP50 | with flips |", "|---|---|---|---|---|---|---|"]
         for r in flipped:
-            runs = [*r.get("earlier", []), {"val": r["val"].get("ap50"), "test": r["test"].get("ap50"),
-                                            **({"flips": {s: r["flips"][s].get("ap50") for s in ("val", "test")}}
-                                               if r.get("flips") else {})}]
-            for i, e in enumerate(runs, 1):
+            history = [*r.get("earlier", []), {"val": r["val"].get("ap50"), "test": r["test"].get("ap50"),
+                                               **({"flips": {s: r["flips"][s].get("ap50") for s in ("val", "test")}}
+                                                  if r.get("flips") else {})}]
+            for i, e in enumerate(history, 1):
                 if "flips" in e:
-                    lines.append(f"| {r['task']} | {r['what']} | {i} of {len(runs)} | {f(e['val'])} | "
+                    lines.append(f"| {r['task']} | {r['what']} | {i} of {len(history)} | {f(e['val'])} | "
                                  f"{f(e['flips']['val'])} | {f(e['test'])} | {f(e['flips']['test'])} |")
     return lines
 
