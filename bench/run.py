@@ -1098,10 +1098,7 @@ def bench_detection_real() -> dict:
         # A re-run keeps the AP50s of the runs before it: their spread is the noise any one row carries.
         before = json.loads(cached.read_text()) if cached.exists() else previous.get(key)
         if before:
-            rows[key]["earlier"] = [*before.get("earlier", []),
-                                    {"val": before["val"].get("ap50"), "test": before["test"].get("ap50"),
-                                     **({"flips": {s: before["flips"][s].get("ap50") for s in ("val", "test")}}
-                                        if before.get("flips") else {})}]
+            rows[key]["earlier"] = [*before.get("earlier", []), _det_run(before)]
         cached.write_text(json.dumps(rows[key], indent=1))
         shutil.rmtree(work / key / "tensorboard", ignore_errors=True)
     # Test-time flips (no retraining): `DET_FLIPS=a,b` scores those steps' kept models with `test_time_flips` on;
@@ -1112,6 +1109,13 @@ def bench_detection_real() -> dict:
                                                      keys)
             (work / f"{key}.json").write_text(json.dumps(rows[key], indent=1))
     return {"rows": rows}
+
+
+def _det_run(row: dict) -> dict:
+    """One run of a `bench_detection_real` row as its `earlier` list keeps it: val and test AP50 (with flips too,
+    where that model was scored with them)."""
+    flips = {"flips": {s: row["flips"][s].get("ap50") for s in ("val", "test")}} if row.get("flips") else {}
+    return {"val": row["val"].get("ap50"), "test": row["test"].get("ap50"), **flips}
 
 
 def _detections_flipped(task, run: Path, real: Path, keys: tuple[str, ...]) -> dict:
@@ -1673,9 +1677,7 @@ def _render_detection_real(results: dict) -> list[str]:
                   "retraining (`DET_FLIPS=STEP`); one line per trained model (run):", "",
                   "| task | model | run | val AP50 | with flips | test AP50 | with flips |", "|---|---|---|---|---|---|---|"]
         for r in flipped:
-            history = [*r.get("earlier", []), {"val": r["val"].get("ap50"), "test": r["test"].get("ap50"),
-                                               **({"flips": {s: r["flips"][s].get("ap50") for s in ("val", "test")}}
-                                                  if r.get("flips") else {})}]
+            history = [*r.get("earlier", []), _det_run(r)]
             for i, e in enumerate(history, 1):
                 if "flips" in e:
                     lines.append(f"| {r['task']} | {r['what']} | {i} of {len(history)} | {f(e['val'])} | "
