@@ -2221,7 +2221,12 @@ def _notes(results: dict) -> list[str]:
                      "is a 10% hash share of their clips) and tests on the held-out one; recipe `real` adds the "
                      "synthesized digits to training only, so validation and test stay real. Until stop 36 a fold trained "
                      "on two speakers and validated on a third: default mean 67.0%, recipe `real` mean 85.1% (commit "
-                     "896c8f6). The per-fold times are wall-clock times on a shared machine and are not compared.")
+                     "896c8f6). The per-fold times are wall-clock times on a shared machine and are not compared. "
+                     "Probes outside this bench (stop 44; one inner run: recipe `real` trained on jackson and yweweler, "
+                     "scored on nicolas / theo, 78.4% / 95.4% with the synthesized share 0.5): share 0.3 65.8% / "
+                     "91.8%, share 0.7 77.2% / 93.8%; averaging the softmax over fixed vocal-tract stretches at "
+                     "inference (3 to 9 factors in 0.8-1.2) 77.6-78.2% / 94.4-94.6%, over tempo stretches (0.9-1.1) "
+                     "77.2% / 95.4%. None paid; share 0.5 stays and no test-time warp was built.")
     if results.get("speech"):
         notes.append("The synthesized-speech model on real Speech Commands clips: clips of the non-keyword words are "
                      "`_unknown_`; the shared sample has no `_background_noise_`, so no `_silence_` examples are scored.")
