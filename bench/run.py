@@ -2246,7 +2246,11 @@ def _notes(results: dict) -> list[str]:
                      "(0121d675, nuclei annotated in fragments or not at all) holds 86 of the 230 val misses and false "
                      "nuclei at IoU 0.5 (recipe `real`), and specks of a few pixels annotated as nuclei count as misses "
                      "in the dark-field images. Real masks that overlap an earlier mask are repaired and listed in "
-                     "data_report.json.")
+                     "data_report.json. A probe outside this bench (stop 44): the thinner-ring row trained again with "
+                     "`--set seed=1` scored val F1 0.818, DSB 0.533 (test 0.883, 0.594) under recipe `real`'s setting, "
+                     "against the bench's run 0.814, 0.545 (test 0.874, 0.587); the two models' maps averaged (an "
+                     "ensemble, twice the work) scored val 0.817, 0.542 (test 0.880, 0.591): no better than one model "
+                     "on val, so not built.")
     if c:
         t = c["test"]
         notes.append(f"cell_microscopy atypical nuclei (generated test split): recall {t['atypical_recall']:.3f}, "
