@@ -73,7 +73,7 @@ class DetectionRecipe(TrainRecipe):
     # value x 1 +- 0.7 and 0.4): 1.0 is Ultralytics' default. 0 (off) everywhere: on the real Penn-Fudan val
     # split it did not pay (fine-tuned from the generated model, val AP50 0.867 and 0.852 with it against 0.877
     # and 0.925 without, from the same start models; trained on generated scenes alone, 0.319 against 0.161-0.489
-    # in three runs; bench/run.py detection_real).
+    # in four runs; bench/run.py detection_real).
     hsv: float = 0.0
     val_percent: int = 15  # Used only for sets without their own split.
     test_percent: int = 15  # Likewise.
