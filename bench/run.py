@@ -1054,6 +1054,11 @@ DET_STEPS = (  # (key, task, what changed, extra `suite train` arguments; "SAMPL
     ("peds_real_transfer_hsv2", "pedestrians", "recipe `real` + colour jitter, starting from the generated-data model "
      "trained with it (the row above)", ("--recipe", "real", "--approach", "transfer", "--from",
                                          "RUN:peds_generated_hsv", "--set", "hsv=1.0")),
+    # Copy-paste (issue 20: "copy-paste of annotated objects (Penn-Fudan ships instance masks)"): half of the real
+    # training images get people cut from another real training image by their PedMasks.
+    ("peds_real_transfer_cp", "pedestrians", "recipe `real` + copy-paste of masked people on half the images "
+     "(`--set copy_paste=0.5`), starting from the generated-data model",
+     ("--recipe", "real", "--approach", "transfer", "--from", "RUN:peds_generated", "--set", "copy_paste=0.5")),
 )
 INSIDE = "person box inside the machine's box"  # A hazard_real pair kind: the cab, or just in front.
 DET_REAL = {"machinery_proximity": REALDATA / "machinery_proximity", "pedestrians": REALDATA / "pedestrians"}

@@ -75,6 +75,10 @@ class DetectionRecipe(TrainRecipe):
     # and 0.925 without, from the same start models; trained on generated scenes alone, 0.319 against 0.161-0.489
     # in four runs; bench/run.py detection_real).
     hsv: float = 0.0
+    # Share of training images that get objects pasted in from another training image (Simple Copy-Paste,
+    # Ghiasi et al. 2021): each object of the other image, mirrored half of the time, with probability 1/2,
+    # cut out by its instance mask (Penn-Fudan's PedMasks). Images without masks give none. 0 (off) by default.
+    copy_paste: float = 0.0
     val_percent: int = 15  # Used only for sets without their own split.
     test_percent: int = 15  # Likewise.
 
@@ -591,6 +595,75 @@ def _load(path, boxes, classes, size: int):
     return x, boxes * scale, classes
 
 
+def letterbox_mask(path: str | None, size: int) -> np.ndarray:
+    """An instance mask (0 background, `k` the image's object `k`, 1-based) placed as `letterbox` places its
+    image: resized by the nearest pixel (ids stay ids), padded with 0. No path: an empty mask."""
+    from PIL import Image
+
+    out = np.zeros((size, size), np.uint8)
+    if path:
+        with Image.open(path) as im:
+            scale = size / max(im.height, im.width)
+            # Rounded as `letterbox` rounds (half to even), so mask and image pixels line up.
+            w, h = (max(1, int(np.round(v * scale))) for v in (im.width, im.height))
+            out[:h, :w] = np.asarray(im.resize((w, h), Image.Resampling.NEAREST), np.uint8)
+    return out
+
+
+def mask_boxes(mask: tf.Tensor, k: int) -> tuple[tf.Tensor, tf.Tensor]:
+    """The boxes of ids 1..`k` in a `[size, size]` instance mask: `(xyxy [k, 4], present [k])`,
+    max exclusive; 0 where an id is absent."""
+    hit = tf.equal(tf.cast(mask, tf.int32)[..., None], tf.range(1, k + 1))
+    rows, cols = tf.reduce_any(hit, 1), tf.reduce_any(hit, 0)  # [size, k] each: which rows / columns an id fills.
+    n = tf.cast(tf.shape(mask)[0], tf.float32)
+
+    def first(a):
+        return tf.cast(tf.argmax(tf.cast(a, tf.int32), 0), tf.float32)
+
+    def end(a):
+        return n - first(a[::-1])
+
+    present = tf.reduce_any(rows, 0)
+    boxes = tf.stack([first(cols), first(rows), end(cols), end(rows)], 1)
+    return tf.where(present[:, None], boxes, 0.0), present
+
+
+def copy_paste(target, source, max_boxes: int):
+    """Simple Copy-Paste (Ghiasi et al. 2021) of two letterboxed examples `(x, mask, extent, boxes, classes)`
+    (`extent`: the image's `(h, w)` inside the letterbox): each object of `source`, mirrored with it half of the
+    time, is pasted into `target` with probability 1/2 where its mask is, at the same place. As in Ultralytics'
+    copy-paste, an object that would cover 30% or more of a target box, or reach into the target's grey
+    padding, is left out, so every target box stays visible. Mask id `k` is object `k` of `boxes`
+    (Penn-Fudan's convention); an id without a box is never pasted.
+
+    Returns:
+        `(x, boxes, classes)`: the target's boxes first, then the pasted ones, the first `max_boxes` kept.
+    """
+    x, _, extent, b, c = target
+    xs, ms, _, _, cs = source
+    flip = tf.random.uniform([]) < 0.5
+    xs, ms = tf.cond(flip, lambda: (xs[:, ::-1], ms[:, ::-1]), lambda: (xs, ms))
+    boxes, present = mask_boxes(ms, max_boxes)
+
+    def area(q):
+        return (q[..., 2] - q[..., 0]) * (q[..., 3] - q[..., 1])
+
+    lt = tf.maximum(boxes[:, None, :2], b[None, :, :2])
+    rb = tf.minimum(boxes[:, None, 2:], b[None, :, 2:])
+    inter = tf.reduce_prod(tf.maximum(rb - lt, 0.0), -1)  # [pasted, target]
+    covers = tf.reduce_any((inter >= 0.3 * area(b)[None]) & (c >= 0)[None], 1)
+    extent = tf.cast(extent, tf.float32)
+    inside = (boxes[:, 2] <= extent[1]) & (boxes[:, 3] <= extent[0])
+    chosen = (present & (cs >= 0) & ~covers & inside & (area(boxes) > 4.0)
+              & (tf.random.uniform([max_boxes]) < 0.5))
+    alpha = tf.reduce_any(tf.equal(tf.cast(ms, tf.int32)[..., None], tf.range(1, max_boxes + 1)) & chosen, -1)
+    x = tf.where(alpha[..., None], xs, x)
+    b = tf.concat([b, tf.where(chosen[:, None], boxes, -1.0)], 0)
+    c = tf.concat([c, tf.where(chosen, cs, -1.0)], 0)
+    order = tf.argsort(tf.cast(c >= 0, tf.int32), direction="DESCENDING", stable=True)[:max_boxes]
+    return x, tf.gather(b, order), tf.gather(c, order)
+
+
 def hsv_jitter(x, gain: float):
     """Random hue, saturation and value of one image in 0-255, at `gain` times
     YOLO's HSV gains (hue +-0.015 of the circle, saturation x 1 +- 0.7, value
@@ -662,11 +735,14 @@ def mosaic(parts, size: int, max_boxes: int):
 
 
 def box_dataset(examples: Detections, size: int, max_boxes: int, training: bool, batch_size: int,
-                seed: int, aug_scale: float, mosaic_share: float = 0.0, hsv: float = 0.0) -> tf.data.Dataset:
+                seed: int, aug_scale: float, mosaic_share: float = 0.0, hsv: float = 0.0,
+                copy_paste_share: float = 0.0) -> tf.data.Dataset:
     """Letterboxed images with boxes padded to `max_boxes` (`classes` -1 where
-    empty: keras-cv's dense format), decoded once and cached; when training,
-    colour-jittered by `hsv`, flipped and zoomed (`zoom_and_flip`), and a `mosaic_share` of them
-    replaced by a `mosaic` of that image and three others drawn at random.
+    empty: keras-cv's dense format), decoded once and cached; when training, a
+    `copy_paste_share` of them given objects of another image (`copy_paste`, from the
+    instance masks at `extra[i]["mask"]`), colour-jittered by `hsv`, flipped and zoomed
+    (`zoom_and_flip`), and a `mosaic_share` of them replaced by a `mosaic` of that image
+    and three others drawn at random.
 
     Yields `(image float32 [size, size, 3] in 0-255, {"boxes": [max_boxes, 4]
     xyxy in letterboxed pixels, "classes": [max_boxes]})`.
@@ -677,11 +753,35 @@ def box_dataset(examples: Detections, size: int, max_boxes: int, training: bool,
         b, c = b[:max_boxes], c[:max_boxes]
         boxes[i, : len(b)], classes[i, : len(c)] = b, c
     ds = tf.data.Dataset.from_tensor_slices((np.array(examples.paths), boxes, classes))
-    ds = ds.map(lambda p, b, c: _load(p, b, c, size), num_parallel_calls=tf.data.AUTOTUNE).cache()
+    ds = ds.map(lambda p, b, c: _load(p, b, c, size), num_parallel_calls=tf.data.AUTOTUNE)
+    pasting = training and copy_paste_share > 0
+    if pasting:  # Masks letterboxed once, beside the images; the image's extent keeps pasted objects off the pad.
+        extra = examples.extra if len(examples.extra) == len(examples) else [{}] * len(examples)
+        masks = np.stack([letterbox_mask(e.get("mask"), size) for e in extra]) if len(examples) else (
+            np.zeros((0, size, size), np.uint8))
+        extents = np.array([np.round(np.array(hw) * size / max(max(hw), 1)) for hw in examples.sizes],
+                           np.int32).reshape(-1, 2)
+        ds = tf.data.Dataset.zip((ds, tf.data.Dataset.from_tensor_slices((masks, extents)))).map(
+            lambda xbc, me: (xbc[0], me[0], me[1], xbc[1], xbc[2]))
+    ds = cached = ds.cache()
     if training:
+        # Every stream starts from the cached examples (`cached`: `ds` becomes the first augmented stream below, and
+        # Mosaic's other three streams once drew from it, so their images were zoomed and flipped twice).
+        def shuffled(k: int) -> tf.data.Dataset:
+            return cached.shuffle(max(1, len(examples)), seed=seed + k, reshuffle_each_iteration=True)
+
         def augmented(k: int) -> tf.data.Dataset:
-            return ds.shuffle(max(1, len(examples)), seed=seed + k, reshuffle_each_iteration=True).map(
-                lambda x, b, c: zoom_and_flip(x, b, c, size, aug_scale, hsv), num_parallel_calls=tf.data.AUTOTUNE)
+            stream = shuffled(k)
+            if pasting:  # Each image's sources in an order of their own.
+                def paste(target, source):
+                    return tf.cond(tf.random.uniform([]) < copy_paste_share,
+                                   lambda: copy_paste(target, source, max_boxes),
+                                   lambda: (target[0], target[3], target[4]))
+
+                stream = tf.data.Dataset.zip((stream, shuffled(100 + k))).map(paste,
+                                                                              num_parallel_calls=tf.data.AUTOTUNE)
+            return stream.map(lambda x, b, c: zoom_and_flip(x, b, c, size, aug_scale, hsv),
+                              num_parallel_calls=tf.data.AUTOTUNE)
 
         ds = augmented(0)
         if mosaic_share > 0:  # Three other streams in their own orders: an epoch still has len(examples) images.
@@ -697,9 +797,10 @@ def box_dataset(examples: Detections, size: int, max_boxes: int, training: bool,
 
 def dataset(examples: Detections, recipe: DetectionRecipe, training: bool, batch_size: int,
             class_names: list[str]) -> tf.data.Dataset:
-    """A detection task's `dataset`: `box_dataset` sized by the recipe (colour, flip, zoom and Mosaic when training)."""
+    """A detection task's `dataset`: `box_dataset` sized by the recipe (copy-paste, colour, flip, zoom and Mosaic
+    when training)."""
     return box_dataset(examples, recipe.image_size, recipe.max_boxes, training, batch_size, recipe.seed,
-                       recipe.aug_scale, recipe.mosaic, recipe.hsv)
+                       recipe.aug_scale, recipe.mosaic, recipe.hsv, recipe.copy_paste)
 
 
 # --- The YOLOv8 detector ---------------------------------------------------------------

@@ -108,7 +108,10 @@ def read_pennfudan(path: Path) -> tuple[tuple[int, int], np.ndarray]:
     return hw, np.array(boxes, np.float32).reshape(-1, 4)
 
 
-def _penn_fudan(root: Path, report: DataReport) -> det.Detections:
+def _penn_fudan(root: Path, report: DataReport, masks: bool = False) -> det.Detections:
+    """Penn-Fudan's images and boxes; with `masks`, also each image's `PedMasks/` instance mask (for copy-paste),
+    checked here so that training never meets a bad one: one that does not decode or is not the image's size
+    is noted in the report and the image kept without it."""
     out = det.Detections([], [], [], [], [])
     for path in sorted((root / "PNGImages").glob("*.png")):
         report.read += 1
@@ -126,8 +129,18 @@ def _penn_fudan(root: Path, report: DataReport) -> det.Detections:
         out.sizes.append((h, w))
         out.boxes.append(np.clip(boxes, 0, [w, h, w, h]))
         out.classes.append(np.zeros(len(boxes), np.int32))
-        out.extra.append({})
+        mask = root / "PedMasks" / f"{path.stem}_mask.png"
+        unusable = (check_image_file(mask) or _mask_size(mask, (h, w))) if masks and mask.exists() else "absent"
+        if masks and mask.exists() and unusable:
+            report.note(mask, f"mask not used: {unusable}")
+        out.extra.append({} if unusable else {"mask": str(mask)})
     return out
+
+
+def _mask_size(path: Path, hw: tuple[int, int]) -> str | None:
+    with Image.open(path) as im:
+        same = (im.height, im.width) == hw
+        return None if same else f"Expected the image's size {hw[1]}x{hw[0]}. Received: {im.width}x{im.height}"
 
 
 def _voc(root: Path, report: DataReport) -> det.Detections:
@@ -166,7 +179,7 @@ def load_data(data_dir: Path, recipe: Recipe) -> LoadedData:
     for root in roots:
         yamls = det.find_data_yaml(root, nested=False)
         if (root / "PNGImages").is_dir():
-            found, layout = {"all": _penn_fudan(root, report)}, "Penn-Fudan layout"
+            found, layout = {"all": _penn_fudan(root, report, recipe.copy_paste > 0)}, "Penn-Fudan layout"
         elif (root / "Annotations").is_dir():
             found, layout = {"all": _voc(root, report)}, "Pascal VOC layout"
         elif yamls:

@@ -361,3 +361,59 @@ def test_test_time_flips_give_mirrored_detections_for_a_mirrored_image():
     assert gap.min(1).max() < 1e-3 and gap.min(0).max() < 1e-3
     # An untrained head scores every anchor near 0.5: the average moves the scores by ~1e-6, but it moves them.
     assert np.abs(plain["confidence"][0, :n] - a["confidence"][0, :n]).max() > 1e-6
+
+
+def test_copy_paste_pastes_masked_objects_with_their_boxes():
+    # Target: grey, two red boxes at mirror places. Source: blue object 1 clear of them, green object 2 over one of
+    # them (mirrored or not), yellow object 3 with no box of its own, cyan object 4 in the target's grey pad. Pasted
+    # pixels must be exactly a pasted object's mask (or its mirror), each pasted box its mask's box; objects 2 (covers
+    # a target box), 3 and 4 never come.
+    size, k = 64, 4
+    x = np.full((size, size, 3), 114.0, np.float32)
+    x[30:50, 4:14] = x[30:50, 50:60] = (220, 30, 30)
+    target_boxes = np.full((k, 4), -1.0, np.float32)
+    target_boxes[:2] = [[4, 30, 14, 50], [50, 30, 60, 50]]
+    target = (tf.constant(x), tf.zeros((size, size), tf.uint8), tf.constant([48, 64]), tf.constant(target_boxes),
+              tf.constant([0.0, 0.0, -1.0, -1.0]))
+    xs = np.zeros((size, size, 3), np.float32)
+    mask = np.zeros((size, size), np.uint8)
+    objects = [((5, 25), (40, 52), (0, 0, 255)), ((28, 46), (2, 12), (0, 255, 0)),
+               ((5, 15), (20, 30), (255, 255, 0)), ((52, 62), (20, 30), (0, 255, 255))]
+    for i, (rows, cols, colour) in enumerate(objects, 1):
+        mask[slice(*rows), slice(*cols)] = i
+        xs[slice(*rows), slice(*cols)] = colour
+    source = (tf.constant(xs), tf.constant(mask), tf.constant([64, 64]), tf.zeros((k, 4)),
+              tf.constant([0.0, 0.0, -1.0, 0.0]))
+    blue = np.zeros((size, size), bool)
+    blue[5:25, 40:52] = True
+    tf.random.set_seed(7)
+    pasted = 0
+    for _ in range(40):
+        image, boxes, classes = (t.numpy() for t in det.copy_paste(target, source, k))
+        np.testing.assert_array_equal(boxes[:2], target_boxes[:2])  # The target's boxes first, untouched.
+        kept = boxes[classes >= 0]
+        changed = np.abs(image - x).max(-1) > 0
+        if len(kept) == 2:
+            assert not changed.any()
+            continue
+        pasted += 1
+        assert len(kept) == 3 and classes[2] == 0.0
+        where = blue if changed[5:25, 40:52].all() else blue[:, ::-1]
+        np.testing.assert_array_equal(changed, where)
+        assert (image[where] == (0, 0, 255)).all()
+        ys, xs_ = np.nonzero(where)
+        np.testing.assert_array_equal(kept[2], [xs_.min(), ys.min(), xs_.max() + 1, ys.max() + 1])
+    assert 5 <= pasted <= 35  # Object 1 comes with probability 1/2.
+
+
+def test_letterboxed_masks_line_up_with_letterboxed_boxes(tmp_path):
+    # A 90 x 150 mask with two objects: letterboxed to 64 like its image, each id's box is the scaled box.
+    mask = np.zeros((90, 150), np.uint8)
+    mask[10:80, 20:50], mask[30:60, 100:140] = 1, 2
+    Image.fromarray(mask, "L").save(tmp_path / "m.png")
+    small = det.letterbox_mask(str(tmp_path / "m.png"), 64)
+    assert small.shape == (64, 64) and not small[39:].any()  # round(90 x 64 / 150) = 38 rows, then the pad.
+    boxes, present = (t.numpy() for t in det.mask_boxes(tf.constant(small), 3))
+    np.testing.assert_array_equal(present, [True, True, False])
+    np.testing.assert_allclose(boxes[:2], np.array([[20, 10, 50, 80], [100, 30, 140, 60]]) * 64 / 150, atol=1.0)
+    assert not det.letterbox_mask(None, 64).any()

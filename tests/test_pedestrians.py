@@ -3,6 +3,7 @@ layouts through the same loader, generator round trip, and SavedModel parity."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -142,3 +143,39 @@ def test_export_with_test_time_flips_matches_the_keras_model(smoke, tmp_path):
     np.testing.assert_allclose(got["all_boxes"].numpy()[:n], want["all_boxes"].numpy()[:n], atol=1e-3)
     np.testing.assert_allclose(got["all_scores"].numpy()[:n], want["all_scores"].numpy()[:n], atol=1e-4)
     assert not np.allclose(plain["all_scores"].numpy()[:n], want["all_scores"].numpy()[:n], atol=1e-4)
+
+
+def test_copy_paste_reads_the_masks_and_notes_a_bad_one(tmp_path):
+    # With copy-paste on, each Penn-Fudan image carries its PedMasks file; a mask of the wrong size is noted and
+    # that image kept without one. Off, no mask is read.
+    ped.TASK.make_data(tmp_path, 4, seed=2)
+    bad = sorted((tmp_path / "PedMasks").glob("*.png"))[0]
+    Image.new("L", (7, 5)).save(bad)
+    recipe = dataclasses.replace(ped.RECIPES["smoke"], copy_paste=0.5)
+    data = ped.load_data(tmp_path, recipe)
+    masks = [e.get("mask") for e in data.splits["all"].extra]
+    assert sum(m is not None for m in masks) == 3 and str(bad) not in masks
+    with Image.open(tmp_path / "PNGImages" / bad.name.replace("_mask", "")) as im:
+        expected = f"{im.width}x{im.height}"
+    assert [issue for path, issue in data.report.noted if path == str(bad)] == [
+        f"mask not used: Expected the image's size {expected}. Received: 7x5"]
+    plain = ped.load_data(tmp_path, ped.RECIPES["smoke"])
+    assert not any(plain.splits["all"].extra) and not plain.report.noted
+
+
+def test_copy_paste_adds_people_in_the_training_pipeline(tmp_path):
+    # Generated scenes with their PedMasks: with copy-paste on every image the training batches carry more people
+    # than the images have, and it runs beside Mosaic (whose extra streams start from the cached examples too).
+    ped.TASK.make_data(tmp_path, 8, seed=3)
+    recipe = dataclasses.replace(ped.RECIPES["smoke"], copy_paste=1.0)
+    examples = ped.load_data(tmp_path, recipe).splits["all"]
+    own = np.mean([len(b) for b in examples.boxes])
+
+    def people(mosaic_share: float, share: float) -> float:
+        tf.random.set_seed(0)  # The draws (which image pastes, which objects) repeat from run to run.
+        ds = det.box_dataset(examples, 160, 32, True, 8, 0, 0.0, mosaic_share, 0.0, share)
+        return float(np.mean([(y["classes"].numpy() >= 0).sum(1).mean() for _, y in ds.take(6)]))
+
+    assert people(0.0, 0.0) == pytest.approx(own, abs=0.01)
+    assert people(0.0, 1.0) > own + 0.2  # Objects 1/2 of the time, fewer where one would hide a person.
+    assert people(1.0, 1.0) > 0
