@@ -130,15 +130,18 @@ def _penn_fudan(root: Path, report: DataReport, masks: bool = False) -> det.Dete
         out.boxes.append(np.clip(boxes, 0, [w, h, w, h]))
         out.classes.append(np.zeros(len(boxes), np.int32))
         mask = root / "PedMasks" / f"{path.stem}_mask.png"
-        unusable = (check_image_file(mask) or _mask_size(mask, (h, w))) if masks and mask.exists() else "absent"
+        unusable = (check_image_file(mask) or _mask_problem(mask, (h, w))) if masks and mask.exists() else "absent"
         if masks and mask.exists() and unusable:
             report.note(mask, f"mask not used: {unusable}")
         out.extra.append({} if unusable else {"mask": str(mask)})
     return out
 
 
-def _mask_size(path: Path, hw: tuple[int, int]) -> str | None:
+def _mask_problem(path: Path, hw: tuple[int, int]) -> str | None:
+    """Why an instance mask cannot serve its image (one id per pixel, the image's size), or None."""
     with Image.open(path) as im:
+        if im.mode not in ("L", "P", "I", "I;16"):
+            return f"Expected one object id per pixel (a grey or palette PNG). Received: mode {im.mode}"
         same = (im.height, im.width) == hw
         return None if same else f"Expected the image's size {hw[1]}x{hw[0]}. Received: {im.width}x{im.height}"
 

@@ -146,19 +146,23 @@ def test_export_with_test_time_flips_matches_the_keras_model(smoke, tmp_path):
 
 
 def test_copy_paste_reads_the_masks_and_notes_a_bad_one(tmp_path):
-    # With copy-paste on, each Penn-Fudan image carries its PedMasks file; a mask of the wrong size is noted and
-    # that image kept without one. Off, no mask is read.
+    # With copy-paste on, each Penn-Fudan image carries its PedMasks file; a mask of the wrong size or with colours
+    # for ids is noted and its image kept without one. Off, no mask is read.
     ped.TASK.make_data(tmp_path, 4, seed=2)
-    bad = sorted((tmp_path / "PedMasks").glob("*.png"))[0]
+    bad, colour = sorted((tmp_path / "PedMasks").glob("*.png"))[:2]
     Image.new("L", (7, 5)).save(bad)
+    with Image.open(colour) as im:
+        im.convert("RGB").save(colour)
     recipe = dataclasses.replace(ped.RECIPES["smoke"], copy_paste=0.5)
     data = ped.load_data(tmp_path, recipe)
     masks = [e.get("mask") for e in data.splits["all"].extra]
-    assert sum(m is not None for m in masks) == 3 and str(bad) not in masks
+    assert sum(m is not None for m in masks) == 2 and str(bad) not in masks and str(colour) not in masks
     with Image.open(tmp_path / "PNGImages" / bad.name.replace("_mask", "")) as im:
         expected = f"{im.width}x{im.height}"
     assert [issue for path, issue in data.report.noted if path == str(bad)] == [
         f"mask not used: Expected the image's size {expected}. Received: 7x5"]
+    assert [issue for path, issue in data.report.noted if path == str(colour)] == [
+        "mask not used: Expected one object id per pixel (a grey or palette PNG). Received: mode RGB"]
     plain = ped.load_data(tmp_path, ped.RECIPES["smoke"])
     assert not any(plain.splits["all"].extra) and not plain.report.noted
 
