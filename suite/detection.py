@@ -592,6 +592,11 @@ def letterbox(image: tf.Tensor, size: int) -> tuple[tf.Tensor, tf.Tensor, tf.Ten
     return tf.clip_by_value(padded, 0.0, 255.0), scale, hw
 
 
+def _box_area(q):
+    """Areas of `[..., 4]` xyxy boxes (a tensor)."""
+    return (q[..., 2] - q[..., 0]) * (q[..., 3] - q[..., 1])
+
+
 def _load(path, boxes, classes, size: int):
     x, scale, _ = letterbox(decode_image(tf.io.read_file(path)), size)
     return x, boxes * scale, classes
@@ -647,16 +652,13 @@ def copy_paste(target, source, max_boxes: int):
     xs, ms = tf.cond(flip, lambda: (xs[:, ::-1], ms[:, ::-1]), lambda: (xs, ms))
     boxes, present = mask_boxes(ms, max_boxes)
 
-    def area(q):
-        return (q[..., 2] - q[..., 0]) * (q[..., 3] - q[..., 1])
-
     lt = tf.maximum(boxes[:, None, :2], b[None, :, :2])
     rb = tf.minimum(boxes[:, None, 2:], b[None, :, 2:])
     inter = tf.reduce_prod(tf.maximum(rb - lt, 0.0), -1)  # [pasted, target]
-    covers = tf.reduce_any((inter >= 0.3 * area(b)[None]) & (c >= 0)[None], 1)
+    covers = tf.reduce_any((inter >= 0.3 * _box_area(b)[None]) & (c >= 0)[None], 1)
     extent = tf.cast(extent, tf.float32)
     inside = (boxes[:, 2] <= extent[1]) & (boxes[:, 3] <= extent[0])
-    chosen = (present & (cs >= 0) & ~covers & inside & (area(boxes) > 4.0)
+    chosen = (present & (cs >= 0) & ~covers & inside & (_box_area(boxes) > 4.0)
               & (tf.random.uniform([max_boxes]) < 0.5))
     alpha = tf.reduce_any(tf.equal(tf.cast(ms, tf.int32)[..., None], tf.range(1, max_boxes + 1)) & chosen, -1)
     x = tf.where(alpha[..., None], xs, x)
@@ -702,10 +704,7 @@ def zoom_and_flip(x, b, c, size: int, scale: float, hsv: float = 0.0):
     moved = b * tf.cast(n, tf.float32) / s + shift
     clipped = tf.clip_by_value(moved, 0.0, float(s))
 
-    def area(q):
-        return (q[:, 2] - q[:, 0]) * (q[:, 3] - q[:, 1])
-
-    keep = valid & (area(clipped) >= 0.4 * tf.maximum(area(moved), 1e-6)) & (area(clipped) > 4.0)
+    keep = valid & (_box_area(clipped) >= 0.4 * tf.maximum(_box_area(moved), 1e-6)) & (_box_area(clipped) > 4.0)
     return x, tf.where(keep[:, None], clipped, -1.0), tf.where(keep, c, -1.0)
 
 
@@ -726,10 +725,7 @@ def mosaic(parts, size: int, max_boxes: int):
     moved = (b - tf.cast(tf.stack([off[1], off[0], off[1], off[0]]), tf.float32)) * k
     clipped = tf.clip_by_value(moved, 0.0, s)
 
-    def area(q):
-        return (q[:, 2] - q[:, 0]) * (q[:, 3] - q[:, 1])
-
-    keep = (c >= 0) & (area(clipped) >= 0.4 * tf.maximum(area(moved), 1e-6)) & (area(clipped) > 4.0)
+    keep = (c >= 0) & (_box_area(clipped) >= 0.4 * tf.maximum(_box_area(moved), 1e-6)) & (_box_area(clipped) > 4.0)
     order = tf.argsort(tf.cast(keep, tf.int32), direction="DESCENDING", stable=True)[:max_boxes]
     keep = tf.gather(keep, order)
     return (x, tf.where(keep[:, None], tf.gather(clipped, order), -1.0),
