@@ -660,7 +660,9 @@ def copy_paste(target, source, max_boxes: int):
     inside = (boxes[:, 2] <= extent[1]) & (boxes[:, 3] <= extent[0])
     chosen = (present & (cs >= 0) & ~covers & inside & (_box_area(boxes) > 4.0)
               & (tf.random.uniform([max_boxes]) < 0.5))
-    alpha = tf.reduce_any(tf.equal(tf.cast(ms, tf.int32)[..., None], tf.range(1, max_boxes + 1)) & chosen, -1)
+    # Pixel -> pasted or not, by looking each (uint8) id up: 0 and ids past max_boxes are never pasted.
+    lookup = tf.concat([[False], chosen, tf.zeros([256], tf.bool)], 0)
+    alpha = tf.gather(lookup, tf.cast(ms, tf.int32))
     x = tf.where(alpha[..., None], xs, x)
     b = tf.concat([b, tf.where(chosen[:, None], boxes, -1.0)], 0)
     c = tf.concat([c, tf.where(chosen, cs, -1.0)], 0)

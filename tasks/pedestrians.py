@@ -141,7 +141,7 @@ def _penn_fudan(root: Path, report: DataReport, masks: bool = False) -> det.Dete
 def _mask_problem(path: Path, hw: tuple[int, int]) -> str | None:
     """Why an instance mask cannot serve its image (one id per pixel, the image's size), or None."""
     with Image.open(path) as im:
-        if im.mode not in ("L", "P", "I", "I;16"):
+        if im.mode not in ("L", "P"):  # Ids 0-255, as Penn-Fudan writes them (the pipeline keeps masks as uint8).
             return f"Expected one object id per pixel (a grey or palette PNG). Received: mode {im.mode}"
         same = (im.height, im.width) == hw
         return None if same else f"Expected the image's size {hw[1]}x{hw[0]}. Received: {im.width}x{im.height}"
