@@ -131,10 +131,10 @@ def _penn_fudan(root: Path, report: DataReport, masks: bool = False) -> det.Dete
         out.boxes.append(np.clip(boxes, 0, [w, h, w, h]))
         out.classes.append(np.zeros(len(boxes), np.int32))
         mask = root / "PedMasks" / f"{path.stem}_mask.png"
-        unusable = (check_image_file(mask) or _mask_problem(mask, (h, w))) if masks and mask.exists() else "absent"
-        if masks and mask.exists() and unusable:
+        unusable = (check_image_file(mask) or _mask_problem(mask, (h, w))) if masks and mask.exists() else None
+        if unusable:
             report.note(mask, f"mask not used: {unusable}")
-        out.extra.append({} if unusable else {"mask": str(mask)})
+        out.extra.append({"mask": str(mask)} if masks and mask.exists() and not unusable else {})
     return out
 
 

@@ -412,7 +412,7 @@ def test_letterboxed_masks_line_up_with_letterboxed_boxes(tmp_path):
     mask[10:80, 20:50], mask[30:60, 100:140] = 1, 2
     Image.fromarray(mask, "L").save(tmp_path / "m.png")
     small = det.letterbox_mask(str(tmp_path / "m.png"), 64)
-    assert small.shape == (64, 64) and not small[39:].any()  # round(90 x 64 / 150) = 38 rows, then the pad.
+    assert small.shape == (64, 64) and not small[38:].any()  # round(90 x 64 / 150) = 38 rows, then the pad.
     boxes, present = (t.numpy() for t in det.mask_boxes(tf.constant(small), 3))
     np.testing.assert_array_equal(present, [True, True, False])
     np.testing.assert_allclose(boxes[:2], np.array([[20, 10, 50, 80], [100, 30, 140, 60]]) * 64 / 150, atol=1.0)
