@@ -25,7 +25,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import suite  # noqa: E402,F401  TensorFlow's environment defaults (log level, CPU allocator), set before it starts.
 
 import pytest
 import tensorflow as tf

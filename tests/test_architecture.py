@@ -5,6 +5,7 @@ core never imports `tasks`, and keras-cv loads only when something detects."""
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -104,3 +105,18 @@ def test_a_saved_detector_loads_in_a_fresh_process(tmp_path):
                          cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "YOLOV8Detector"
+
+
+@pytest.mark.parametrize("setting, pooled", [(None, True), ("false", False)])
+def test_importing_suite_pools_cpu_memory_unless_the_user_says_not(setting, pooled):
+    """`import suite` before TensorFlow turns on its BFC CPU allocator (only a pooling allocator keeps
+    statistics, so `get_memory_info` answers only then); a user's TF_CPU_ALLOCATOR_USE_BFC stands."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPU_ALLOCATOR_USE_BFC"}
+    if setting is not None:
+        env["TF_CPU_ALLOCATOR_USE_BFC"] = setting
+    code = ("import suite, tensorflow as tf\nx = tf.ones([256, 256])\n"
+            "try:\n    print(tf.config.experimental.get_memory_info('CPU:0')['current'] > 0)\n"
+            "except ValueError:\n    print('no statistics')")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == ("True" if pooled else "no statistics")
