@@ -11,7 +11,10 @@ import subprocess
 import sys
 import time
 
+import keras
+import numpy as np
 import pytest
+import tensorflow as tf
 
 from conftest import ROOT
 from suite import trainer
@@ -62,6 +65,43 @@ def test_default_strategy_on_cpu_only_hosts():
     assert trainer.describe(strategy)["strategy"] == "_DefaultDistributionStrategy"
     with pytest.raises(ValueError, match="Expected strategy"):
         trainer.make_strategy("tpu")
+
+
+class _CountedCosine(keras.optimizers.schedules.CosineDecay):
+    """A warmup-cosine schedule that counts how often a graph asks it for the rate."""
+
+    traced = 0
+
+    def __call__(self, step):
+        if not tf.executing_eagerly():
+            type(self).traced += 1
+        return super().__call__(step)
+
+
+@pytest.mark.parametrize("strategy", ["default", "mirrored"])
+def test_a_traced_step_computes_the_scheduled_rate_once_and_trains_the_same(strategy):
+    """AdamW's weight decay reads the scheduled rate once per variable (Keras 3.15); with
+    `rate_once_per_step` one rate per graph serves them all, and the weights come out the same."""
+    x = np.random.default_rng(0).normal(size=(16, 4)).astype("float32")
+    y = x.sum(axis=1, keepdims=True)
+    weights, counts = [], []
+    for once in (False, True):
+        keras.utils.set_random_seed(0)
+        _CountedCosine.traced = 0
+        with trainer.make_strategy(strategy).scope():
+            model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8), keras.layers.Dense(8),
+                                      keras.layers.Dense(1)])
+            schedule = _CountedCosine(0.0, decay_steps=8, warmup_target=0.05, warmup_steps=2)
+            model.compile(keras.optimizers.AdamW(schedule, weight_decay=0.1), loss="mse")
+            model.optimizer.build(model.trainable_variables)
+            if once:
+                trainer.rate_once_per_step(model.optimizer)
+        model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
+        weights.append(model.get_weights())
+        counts.append(_CountedCosine.traced)
+    assert counts[0] >= 6 and counts[1] == 1, counts  # 6 variables (3 kernels, 3 biases), one traced step.
+    for before, after in zip(*weights):
+        np.testing.assert_allclose(after, before, rtol=1e-6, atol=1e-7)
 
 
 @pytest.mark.parametrize("smoke", ["traffic_signs"], indirect=True)
