@@ -2219,57 +2219,50 @@ def render(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _render_allocator(results: dict) -> list[str]:
-    """The CPU allocator section: BFC (the default) against malloc, side by side."""
-    r = results.get("allocator")
+def _render_paired(results: dict, step: str, title: str, intro: str, labels: dict[str, str], column: str,
+                   why: str) -> list[str]:
+    """A section of `_paired_trainings` results: one row per task and variant (`labels`: key -> shown name,
+    the baseline first, the default last), with the default's wall time over the baseline's."""
+    r = results.get(step)
     if not r:
         return []
-    lines = ["", "## CPU allocator", "", *_measured(results, "allocator"),
-             "`suite train TASK --recipe smoke --set epochs=N` with `TF_CPU_ALLOCATOR_USE_BFC=false` (malloc) and "
-             "`true` (TensorFlow's pooling allocator, the suite's default since `suite/__init__.py` sets it), "
-             "interleaved, two rounds, the faster of each shown; times of the whole process (TensorFlow's start "
-             "included).", "",
-             "| task | epochs | allocator | wall | user | system | peak memory | BFC / malloc | "
+    lines = ["", f"## {title}", "", *_measured(results, step),
+             f"`suite train TASK --recipe smoke --set epochs=N` {intro}, interleaved, two rounds, the faster of each "
+             "shown; times of the whole process (TensorFlow's start included).", "",
+             f"| task | epochs | {column} | wall | user | system | peak memory | {' / '.join(reversed(labels.values()))} | "
              "same test metrics |", "|---|---|---|---|---|---|---|---|---|"]
     for task, x in r.items():
         if task == "provenance":
             continue
-        for name in ("malloc", "bfc"):
-            t = x["best"][name]
-            ratio, same = (f"{x['ratio']:.2f}x", "yes" if x["same_metrics"] else "no") if name == "bfc" else ("", "")
-            lines.append(f"| {task} | {x['epochs']} | {name} | {t['wall']:.1f} s | {t['user']:.1f} s | "
+        for name, label in labels.items():
+            t, last = x["best"][name], name == list(labels)[-1]
+            ratio, same = (f"{x['ratio']:.2f}x", "yes" if x["same_metrics"] else "no") if last else ("", "")
+            lines.append(f"| {task} | {x['epochs']} | {label} | {t['wall']:.1f} s | {t['user']:.1f} s | "
                          f"{t['system']:.1f} s | {t['peak_gb']:.2f} GB | {ratio} | {same} |")
-    lines += ["", "Why: malloc serves a step's large activations (tens of MB for the U-Net) from fresh mmap pages "
-              "that the kernel zeroes and unmaps every step (system time); BFC keeps and reuses them. It never "
-              "returns that memory to the system while the process lives, and its default limit is 64 GiB "
-              "(`TF_CPU_BFC_MEM_LIMIT_IN_MB`)."]
-    return lines
+    return lines + ["", why]
+
+
+def _render_allocator(results: dict) -> list[str]:
+    """The CPU allocator section: BFC (the default) against malloc, side by side."""
+    return _render_paired(
+        results, "allocator", "CPU allocator",
+        "with `TF_CPU_ALLOCATOR_USE_BFC=false` (malloc) and `true` (TensorFlow's pooling allocator, the suite's "
+        "default since `suite/__init__.py` sets it)", {"malloc": "malloc", "bfc": "BFC"}, "allocator",
+        "Why: malloc serves a step's large activations (tens of MB for the U-Net) from fresh mmap pages that the "
+        "kernel zeroes and unmaps every step (system time); BFC keeps and reuses them. It never returns that memory "
+        "to the system while the process lives, and its default limit is 64 GiB (`TF_CPU_BFC_MEM_LIMIT_IN_MB`).")
 
 
 def _render_rate_once(results: dict) -> list[str]:
     """The learning-rate section: once per traced step (the default) against Keras' per-variable reads."""
-    r = results.get("rate_once")
-    if not r:
-        return []
-    lines = ["", "## Learning rate once per traced step", "", *_measured(results, "rate_once"),
-             "`suite train TASK --recipe smoke --set epochs=N` with `trainer.rate_once_per_step` (the suite's "
-             "default: the scheduled rate computed once per traced graph) and without it (Keras 3.15's AdamW reads "
-             "the schedule again for each variable's weight decay), interleaved, two rounds, the faster of each "
-             "shown; times of the whole process (TensorFlow's start included).", "",
-             "| task | epochs | learning rate | wall | user | system | once / per variable | same test metrics |",
-             "|---|---|---|---|---|---|---|---|"]
-    for task, x in r.items():
-        if task == "provenance":
-            continue
-        for name, label in (("per_variable", "per variable (Keras)"), ("once", "once per step")):
-            t = x["best"][name]
-            ratio, same = (f"{x['ratio']:.2f}x", "yes" if x["same_metrics"] else "no") if name == "once" else ("", "")
-            lines.append(f"| {task} | {x['epochs']} | {label} | {t['wall']:.1f} s | {t['user']:.1f} s | "
-                         f"{t['system']:.1f} s | {ratio} | {same} |")
-    lines += ["", "Why: the cost is tracing (a one-epoch pedestrians training made 38,800 graph ops, 30,900 "
-              "without the repeated schedule) and it grows with the number of trained variables (YOLOv8 has 183; "
-              "the classifiers far fewer)."]
-    return lines
+    return _render_paired(
+        results, "rate_once", "Learning rate once per traced step",
+        "with `trainer.rate_once_per_step` (the suite's default: the scheduled rate computed once per traced "
+        "graph) and without it (Keras 3.15's AdamW reads the schedule again for each variable's weight decay)",
+        {"per_variable": "per variable", "once": "once"}, "learning rate",
+        "Why: the cost is tracing (a one-epoch pedestrians training made 38,800 graph ops, 30,900 without the "
+        "repeated schedule) and it grows with the number of trained variables (YOLOv8 has 183; the classifiers "
+        "far fewer).")
 
 
 def _render_reliability(results: dict) -> list[str]:
