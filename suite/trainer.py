@@ -245,8 +245,8 @@ def rate_once_per_step(optimizer: keras.optimizers.Optimizer) -> None:
 
     Keras' TensorFlow optimizer reads `optimizer.learning_rate` again for each variable's decoupled weight
     decay (AdamW), and each read of a schedule adds the schedule's ops to the graph: a detector's train
-    step computed the cosine-with-warmup rate 185 times: 7.6 s of its tracing, and ~7,900 of the 38,800
-    graph ops a one-epoch training made. Within one graph the rate is the same tensor each time (the step
+    step computed the cosine-with-warmup rate 185 times, seconds of tracing per run (docs/benchmarks.md,
+    "Learning rate once per traced step"). Within one graph the rate is the same tensor each time (the step
     count changes only after the update), so the first one made in a graph is reused; eager calls and
     other graphs (a loop or `cond` body) compute their own. The optimizer's config is untouched, so what
     is saved with a model is a standard AdamW and schedule. Private Keras API, skipped where it is gone.
