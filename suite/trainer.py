@@ -16,7 +16,6 @@ import os
 import signal
 import sys
 import threading
-import weakref
 from pathlib import Path
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -254,15 +253,15 @@ def rate_once_per_step(optimizer: keras.optimizers.Optimizer) -> None:
     compute = getattr(optimizer, "_get_current_learning_rate", None)
     if compute is None:
         return
-    made: dict[str, Any] = {}
+    rate = None
 
     def current_rate() -> Any:
+        nonlocal rate
         if tf.executing_eagerly():
             return compute()
-        graph = tf.compat.v1.get_default_graph()
-        if made.get("graph") is None or made["graph"]() is not graph:
-            made.update(graph=weakref.ref(graph), rate=compute())
-        return made["rate"]
+        if getattr(rate, "graph", None) is not tf.compat.v1.get_default_graph():  # The tensor knows its graph.
+            rate = compute()
+        return rate
 
     optimizer._get_current_learning_rate = current_rate
 
