@@ -35,6 +35,9 @@ class TrainRecipe:
     seed: int = 1337  # Seeds Python, NumPy, TF and the data pipeline.
     deterministic: bool = False  # Op determinism: reproducible but slower.
     clipnorm: float = 0.0  # Global gradient-norm clip; 0 = off. Detectors set it (early box losses spike).
+    # Validate, checkpoint and ship an exponential moving average of the weights (Polyak averaging, as YOLO
+    # trainers do), updated every step with this momentum; 0 = off (the raw weights, as before).
+    ema_momentum: float = 0.0
     dropout: float = 0.2  # Before the classifier head (also a new transfer head); tasks set their own.
     # --approach transfer (see suite/approaches.py):
     head_epochs: int = 8  # Phase 1: only the new head trains, the body is frozen.

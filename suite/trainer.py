@@ -178,6 +178,42 @@ class SyncMovingStatistics(keras.callbacks.Callback):
             v.assign(mean)
 
 
+class AveragedWeights(keras.callbacks.Callback):
+    """Puts the optimizer's moving average of the weights (`use_ema=True`) into the model for validation
+    and for the callbacks after this one at each epoch's end, and the raw weights back before the next
+    epoch trains on.
+
+    Keras' `SwapEMAWeights` swaps the two in place, so the average holds the raw weights while the model
+    holds the average; when early stopping ends the run there, `fit` then overwrites the model with the
+    "average", the raw weights. Here the raw weights wait in memory and the average stays the average.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.raw: list | None = None
+
+    def _average_in(self, logs: dict | None = None) -> None:
+        if self.raw is None:
+            self.raw = [v.numpy() for v in self.model.trainable_variables]
+            for v, average in zip(self.model.trainable_variables, self.model.optimizer._model_variables_moving_average):
+                if average is not None:
+                    v.assign(average)
+
+    def _raw_back(self, *args: Any) -> None:
+        if self.raw is not None:
+            for v, raw in zip(self.model.trainable_variables, self.raw):
+                v.assign(raw)
+            self.raw = None
+
+    on_test_begin = _average_in
+    on_test_end = _raw_back
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self._average_in()
+
+    on_epoch_begin = _raw_back
+
+
 def shard_by_data(ds: tf.data.Dataset) -> tf.data.Dataset:
     """`ds` with tf.data's DATA auto-sharding: each worker keeps every Nth batch.
 
@@ -341,7 +377,8 @@ def train(
         model = build_model() if build_model else task.build_model(recipe, data.class_names)
         model.compile(
             optimizer=keras.optimizers.AdamW(schedule, weight_decay=recipe.weight_decay,
-                                             global_clipnorm=recipe.clipnorm or None),
+                                             global_clipnorm=recipe.clipnorm or None,
+                                             use_ema=recipe.ema_momentum > 0, ema_momentum=recipe.ema_momentum or 0.99),
             **task.compile_args(recipe),
         )
         # Optimizer, loss and metric variables built here, not inside the first traced train step: TensorFlow
@@ -372,6 +409,9 @@ def train(
         *([SyncMovingStatistics(dist)] if isinstance(dist, tf.distribute.MultiWorkerMirroredStrategy) else []),
         # First of the rest, so an epoch is only logged once its state is safely backed up.
         keras.callbacks.BackupAndRestore(str(run_dir / "backup"), double_checkpoint=True),
+        # With `ema_momentum`: validation and every epoch-end callback from here on see the averaged weights; the
+        # backup above keeps the raw ones (and the average), so a resumed run goes on from where it was.
+        *([AveragedWeights()] if recipe.ema_momentum > 0 else []),
         keras.callbacks.ModelCheckpoint(
             str(run_dir / "best.keras"),
             monitor=task.monitor,

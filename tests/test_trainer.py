@@ -104,6 +104,51 @@ def test_a_traced_step_computes_the_scheduled_rate_once_and_trains_the_same(stra
         np.testing.assert_allclose(after, before, rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.parametrize("strategy", ["default", "mirrored"])
+def test_averaged_weights_are_validated_saved_and_kept_when_early_stopping_ends_the_run(strategy, tmp_path):
+    """`ema_momentum`: validation and the epoch-end checkpoint see the optimizer's moving average; the raw weights
+    train on unchanged; the model `fit` leaves is that average even when early stopping ends the run. Keras' own
+    `SwapEMAWeights(swap_on_epoch=True)` leaves the raw weights there then, unlike its last checkpoint."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(32, 4)).astype("float32")
+    y = x @ np.array([[1.0], [-2.0], [0.5], [3.0]], "float32")
+
+    def fit(callback, epochs=5, stop_after=None):
+        keras.utils.set_random_seed(0)
+        with trainer.make_strategy(strategy).scope():
+            model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8), keras.layers.Dense(1)])
+            model.compile(keras.optimizers.AdamW(0.05, use_ema=True, ema_momentum=0.8), loss="mse")
+        path = tmp_path / f"{type(callback).__name__}-{epochs}-{stop_after}.weights.h5"
+        callbacks = [*([callback] if callback else []), keras.callbacks.ModelCheckpoint(str(path), save_weights_only=True)]
+        if stop_after:  # As EarlyStopping ends a run: `stop_training` set at an epoch's end.
+            callbacks.append(keras.callbacks.LambdaCallback(
+                on_epoch_end=lambda epoch, logs: setattr(model, "stop_training", epoch + 1 >= stop_after)))
+        history = model.fit(x, y, validation_data=(x, y), batch_size=8, epochs=epochs, shuffle=False, verbose=0,
+                            callbacks=callbacks)
+        saved = keras.models.clone_model(model)
+        saved.load_weights(path)
+        return model, saved, history.history
+
+    plain, _, plain_logs = fit(None)
+    averaged, saved, logs = fit(trainer.AveragedWeights())
+    # The raw weights trained as without the callback, so their average (what `fit` leaves) is the same.
+    for a, b in zip(plain.get_weights(), averaged.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert logs["loss"] == pytest.approx(plain_logs["loss"], rel=1e-5)
+    # Validated and checkpointed: the average, not the raw weights (which validated worse after the last step here).
+    assert logs["val_loss"][-1] == pytest.approx(averaged.evaluate(x, y, verbose=0), rel=1e-4)
+    assert logs["val_loss"][-1] != pytest.approx(plain_logs["val_loss"][-1], rel=1e-3)
+    for a, b in zip(saved.get_weights(), averaged.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+    stopped, saved, logs = fit(trainer.AveragedWeights(), stop_after=2)
+    assert len(logs["loss"]) == 2
+    for a, b in zip(saved.get_weights(), stopped.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    swapped, saved, _ = fit(keras.callbacks.SwapEMAWeights(swap_on_epoch=True), stop_after=2)
+    assert not all(np.array_equal(a, b) for a, b in zip(saved.get_weights(), swapped.get_weights()))
+
+
 @pytest.mark.parametrize("smoke", ["traffic_signs"], indirect=True)
 def test_killed_transfer_run_resumes_through_both_phases(smoke, tmp_path):
     """SIGKILL during the head phase of a transfer run (`--from MODEL.keras`), then `suite train
