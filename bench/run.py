@@ -1056,13 +1056,13 @@ DET_STEPS = (  # (key, task, what changed, extra `suite train` arguments; "SAMPL
                                          "RUN:peds_generated_hsv", "--set", "hsv=1.0")),
     # Copy-paste (issue 20: "copy-paste of annotated objects (Penn-Fudan ships instance masks)"): half of the real
     # training images get people cut from another real training image by their PedMasks.
+    ("peds_real_transfer_cp", "pedestrians", "recipe `real` + copy-paste of masked people on half the images "
+     "(`--set copy_paste=0.5`), starting from the generated-data model",
+     ("--recipe", "real", "--approach", "transfer", "--from", "RUN:peds_generated", "--set", "copy_paste=0.5")),
     # Weight averaging (YOLO trainers validate and ship an EMA of the weights): recipe `real` from scratch, paired
     # with a rerun of its row in the same session.
     ("peds_real_ema", "pedestrians", "recipe `real` + weights averaged over steps (`--set ema_momentum=0.99`)",
      ("--recipe", "real", "--set", "ema_momentum=0.99")),
-    ("peds_real_transfer_cp", "pedestrians", "recipe `real` + copy-paste of masked people on half the images "
-     "(`--set copy_paste=0.5`), starting from the generated-data model",
-     ("--recipe", "real", "--approach", "transfer", "--from", "RUN:peds_generated", "--set", "copy_paste=0.5")),
 )
 INSIDE = "person box inside the machine's box"  # A hazard_real pair kind: the cab, or just in front.
 DET_REAL = {"machinery_proximity": REALDATA / "machinery_proximity", "pedestrians": REALDATA / "pedestrians"}
@@ -1756,8 +1756,8 @@ def _render_detection_real(results: dict) -> list[str]:
                   f"{ema['val']['ap50']:.3f} against {base['val']['ap50']:.3f} (that recipe's earlier runs: "
                   f"{before}), val mAP {ema['val']['map']:.3f} "
                   f"against {base['val']['map']:.3f}, at {ema['seconds'] / base['seconds']:.2f}x the training time. "
-                  "One recipe's runs spread wider than that on these 15 val images (47 people), so no recipe uses it; test AP50 "
-                  f"({ema['test']['ap50']:.3f} against {base['test']['ap50']:.3f}) played no part."]
+                  "One recipe's runs spread wider than that on these 15 val images (47 people), so no recipe uses it; "
+                  f"test AP50 ({ema['test']['ap50']:.3f} against {base['test']['ap50']:.3f}) played no part."]
     flipped = [r for r in rows.values() if r.get("flips") or any("flips" in e for e in r.get("earlier", []))]
     if flipped:
         lines += ["", "Test-time flips (`--set test_time_flips=true`: each image and its mirror image, scores and boxes "

@@ -192,7 +192,7 @@ class AveragedWeights(keras.callbacks.Callback):
         super().__init__()
         self.raw: list | None = None
 
-    def _average_in(self, logs: dict | None = None) -> None:
+    def _average_in(self, *args: Any) -> None:
         if self.raw is None:
             self.raw = [v.numpy() for v in self.model.trainable_variables]
             for v, average in zip(self.model.trainable_variables, self.model.optimizer._model_variables_moving_average):
@@ -205,13 +205,8 @@ class AveragedWeights(keras.callbacks.Callback):
                 v.assign(raw)
             self.raw = None
 
-    on_test_begin = _average_in
-    on_test_end = _raw_back
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        self._average_in()
-
-    on_epoch_begin = _raw_back
+    on_test_begin = on_epoch_end = _average_in
+    on_test_end = on_epoch_begin = _raw_back
 
 
 def shard_by_data(ds: tf.data.Dataset) -> tf.data.Dataset:
@@ -378,7 +373,7 @@ def train(
         model.compile(
             optimizer=keras.optimizers.AdamW(schedule, weight_decay=recipe.weight_decay,
                                              global_clipnorm=recipe.clipnorm or None,
-                                             use_ema=recipe.ema_momentum > 0, ema_momentum=recipe.ema_momentum or 0.99),
+                                             use_ema=recipe.ema_momentum > 0, ema_momentum=recipe.ema_momentum),
             **task.compile_args(recipe),
         )
         # Optimizer, loss and metric variables built here, not inside the first traced train step: TensorFlow
