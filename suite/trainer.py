@@ -186,6 +186,7 @@ class AveragedWeights(keras.callbacks.Callback):
     Keras' `SwapEMAWeights` swaps the two in place, so the average holds the raw weights while the model
     holds the average; when early stopping ends the run there, `fit` then overwrites the model with the
     "average", the raw weights. Here the raw weights wait in memory and the average stays the average.
+    The average is read from the optimizer's private `_model_variables_moving_average`, as Keras' callback does.
     """
 
     def __init__(self) -> None:

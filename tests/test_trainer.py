@@ -135,7 +135,7 @@ def test_averaged_weights_are_validated_saved_and_kept_when_early_stopping_ends_
     for a, b in zip(plain.get_weights(), averaged.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     assert logs["loss"] == pytest.approx(plain_logs["loss"], rel=1e-5)
-    # Validated and checkpointed: the average, not the raw weights (which validated worse after the last step here).
+    # Validated and checkpointed: the average, whose val loss differs from the raw weights' after the last step.
     assert logs["val_loss"][-1] == pytest.approx(averaged.evaluate(x, y, verbose=0), rel=1e-4)
     assert logs["val_loss"][-1] != pytest.approx(plain_logs["val_loss"][-1], rel=1e-3)
     for a, b in zip(saved.get_weights(), averaged.get_weights()):
