@@ -311,7 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--style", default="", help="a named look, where the generator has several (traffic_signs and "
                    "cell_microscopy: baseline, the sample before it was matched to real images; realistic; "
-                   "speech_commands: digits, spoken digits in FSDD's layout); defaults to the task's default sample")
+                   "speech_commands: digits, spoken digits in FSDD's layout; drawn_voices, half the speakers drawn "
+                   "voices, not espeak-ng's shipped ones); defaults to the task's default sample")
     p.add_argument("--force", action="store_true", help="write into a folder that holds files")
     p.set_defaults(fn=cmd_data_make)
 

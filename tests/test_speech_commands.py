@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import wave
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -12,7 +13,8 @@ import pytest
 import tensorflow as tf
 
 from conftest import realdata
-from suite.audio import SpecAugment, _every_other_band, check_wav_file, decode_wav, fit_length, resample, write_wav
+from suite.audio import (Decibels, SpecAugment, _every_other_band, check_wav_file, decode_wav, fit_length, random_tilt,
+                         resample, write_wav)
 from tasks import speech_commands as sc
 
 RECIPE = sc.RECIPES["smoke"]
@@ -132,6 +134,31 @@ def test_generator_writes_the_speech_commands_layout(tmp_path):
     assert all(sc.which_set(p, 10, 10) == "test" for p in listed)
 
 
+def test_drawn_voices_follow_their_variant_and_the_stock_style_keeps_the_sample_before(tmp_path):
+    """`voices.random_variant` speakers: espeak-ng reads the variant written for it (a longer vocal tract,
+    all formants lower, moves the spectrum down) from the binding's own data folder, never the package's;
+    `--style drawn_voices` writes the keyword sample with drawn voices, the default in shipped voices only."""
+    from tasks.samples.voices import Espeak, random_variant
+
+    tts = Espeak.get()
+
+    def centroid(tract_percent: int) -> float:
+        text = "language variant\nname t\n" + "".join(f"formant {k} {tract_percent} 100 100\n" for k in range(9))
+        spectrum = np.abs(np.fft.rfft(tts.say("seven", "en+" + tts.variant(text), 170, 50, 50), 16384))
+        return float((spectrum * np.arange(len(spectrum))).sum() / spectrum.sum())
+
+    assert centroid(120) > 1.15 * centroid(85)
+    drawn = {tts.variant(random_variant(np.random.default_rng(seed))) for seed in range(3)}
+    assert len(drawn) == 3 and all((tts.data / "voices" / "!v" / name).is_file() for name in drawn)
+    import espeakng_loader
+
+    assert not list((Path(espeakng_loader.get_data_path()) / "voices" / "!v").glob("suite_*"))
+    sc.TASK.make_data(tmp_path / "stock", 26, 0)
+    sc.TASK.make_data(tmp_path / "drawn", 26, 0, "drawn_voices")
+    names = lambda d: sorted(p.relative_to(d).as_posix() for p in d.rglob("*.wav"))
+    assert names(tmp_path / "stock") != names(tmp_path / "drawn")  # Other speakers, so other hashed names.
+
+
 def test_split_rule_is_the_official_one():
     """Known pairs from Speech Commands v0.01's own lists; the old modulus (2**27 - 1) put each of these in train."""
     assert sc.which_set("bed/026290a7_nohash_0.wav", 10, 10) == "val"
@@ -200,6 +227,28 @@ def test_digits_sample_is_read_as_fsdd_and_mixes_beside_held_out_real_speakers(t
     assert len(set(data.splits["train"].speakers.tolist())) >= 2 and "theo" not in data.splits["test"].speakers
     with pytest.raises(sc.UserError, match="Expected test_speakers among"):  # Some but not all: a typo.
         sc.load_data(tmp_path, sc.dataclasses.replace(RECIPE, test_speakers=(data.splits["train"].speakers[0], "theo")))
+
+
+def test_random_tilt_gives_each_clip_its_own_slope_within_the_limit():
+    """White noise tilted: the level 3 octaves up (500 Hz -> 4 kHz) moves by 3x each clip's slope, no more than
+    the limit allows, and differently per clip; a limit of 0 leaves the clip as it was."""
+    x = tf.random.stateless_normal([64, 16000], seed=[1, 2])
+    spectrum = np.abs(np.fft.rfft(random_tilt(x, 9.0).numpy(), axis=-1)) ** 2 / np.abs(np.fft.rfft(x.numpy(), axis=-1)) ** 2
+    slope = 10 * np.log10(spectrum[:, 4000] / spectrum[:, 500]) / 3  # dB per octave; bins are 1 Hz apart.
+    assert np.all(np.abs(slope) <= 9.0 + 1e-3) and slope.max() - slope.min() > 12.0
+    np.testing.assert_allclose(random_tilt(x, 0.0).numpy(), x.numpy())
+
+
+def test_band_peak_decibels_ignore_a_steady_channel_response():
+    """With `peak="band"` each band keeps its own range below its own loudest frame, so a fixed gain per band (a
+    dull or bright microphone) leaves the features as they were; measured from the clip's peak, it does not."""
+    power = tf.random.stateless_uniform([2, 40, 101], seed=[3, 4], minval=1e-3, maxval=1.0) ** 3  # 90 dB of range.
+    gain = 10.0 ** (tf.linspace(0.0, -3.0, 40)[None, :, None])  # -30 dB from the lowest band to the highest.
+    band, clip = Decibels(60.0, peak="band"), Decibels(60.0)
+    np.testing.assert_allclose(band(power * gain).numpy(), band(power).numpy(), atol=1e-3)
+    assert np.abs(clip(power * gain).numpy() - clip(power).numpy()).max() > 1.0
+    with pytest.raises(ValueError, match="Expected peak 'clip' or 'band'. Received: 'max'"):
+        Decibels(60.0, peak="max")
 
 
 def test_spec_augment_warps_each_example_by_its_own_factor():

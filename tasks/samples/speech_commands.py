@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from suite.audio import SAMPLE_RATE, colored_noise, resample, write_wav
 from suite.data import progress
-from tasks.samples.voices import LANGUAGES, VARIANTS, Espeak, hum, room_noise, to_16k
+from tasks.samples.voices import LANGUAGES, VARIANTS, Espeak, hum, random_variant, room_noise, to_16k
 from tasks.speech_commands import NOISE_DIR, RECIPES, which_set
 
 AUX_WORDS = ["bed", "bird", "cat", "dog", "happy", "house", "marvin", "sheila", "tree", "wow",
@@ -42,10 +42,19 @@ def _babble(rng: np.random.Generator, n: int, talkers: int = 6) -> np.ndarray:
 
 
 DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
-STYLES = {"digits": "digits"}  # `--style digits`: spoken digits in the Free Spoken Digit Dataset's layout.
+# `--style digits`: spoken digits in the Free Spoken Digit Dataset's layout; `--style drawn_voices`: the keyword
+# sample with half its speakers drawn voices (`voices.random_variant`); on real clips it did not pay (docs/benchmarks.md).
+STYLES = {"digits": "digits", "drawn_voices": "drawn_voices"}
 
 
-def make_digits(out_dir: Path, size: int, seed: int) -> None:
+def _voice(tts: Espeak, rng: np.random.Generator, random_voices: float) -> str:
+    """`language+variant`: a drawn speaker (`random_variant`) for a `random_voices` share, else a shipped one."""
+    language = rng.choice(LANGUAGES)
+    drawn = random_voices > 0 and rng.random() < random_voices  # No draw at 0: the sample as it was, bit for bit.
+    return f"{language}+{tts.variant(random_variant(rng)) if drawn else rng.choice(VARIANTS)}"
+
+
+def make_digits(out_dir: Path, size: int, seed: int, random_voices: float = 0.0) -> None:
     """Writes about `size` clips of synthesized digits as FSDD ships them:
     `recordings/{digit}_{speaker}_{n}.wav`, 8 kHz mono, trimmed to the word.
 
@@ -58,7 +67,7 @@ def make_digits(out_dir: Path, size: int, seed: int) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     takes = 3
     for s in progress(range(max(4, math.ceil(size / (10 * takes)))), desc="spoken digits sample", unit="speaker"):
-        voice = f"{rng.choice(LANGUAGES)}+{rng.choice(VARIANTS)}"
+        voice = _voice(tts, rng, random_voices)
         base_rate, base_pitch = int(rng.integers(110, 230)), int(rng.integers(15, 85))
         speaker = hashlib.sha1(f"{voice}/{base_rate}/{base_pitch}/{seed}/{s}".encode()).hexdigest()[:8]
         for digit, word in enumerate(DIGITS):
@@ -81,10 +90,13 @@ def make_data(out_dir: Path, size: int, seed: int, style: str = "") -> None:
     Each speaker is one espeak-ng voice configuration (language, variant, base
     rate and pitch) and says each of the ten words once plus three other
     words (for `_unknown_`); its file names hash that configuration, so the
-    split lists keep speakers apart as the real dataset does.
+    split lists keep speakers apart as the real dataset does. `style="drawn_voices"`:
+    half the speakers are drawn voices (`voices.random_variant`), not espeak-ng's
+    shipped variants.
     """
     if style == "digits":
         return make_digits(out_dir, size, seed)
+    random_voices = 0.5 if style == "drawn_voices" else 0.0
     out_dir = Path(out_dir)
     rng = np.random.default_rng(seed)
     tts = Espeak.get()
@@ -105,9 +117,8 @@ def make_data(out_dir: Path, size: int, seed: int, style: str = "") -> None:
     val: list[str] = []
     test: list[str] = []
     for s in progress(range(speakers), desc="speech_commands sample", unit="speaker"):
-        language, variant = rng.choice(LANGUAGES), rng.choice(VARIANTS)
+        voice = _voice(tts, rng, random_voices)
         base_rate, base_pitch = int(rng.integers(110, 230)), int(rng.integers(15, 85))
-        voice = f"{language}+{variant}"
         speaker = hashlib.sha1(f"{voice}/{base_rate}/{base_pitch}/{seed}/{s}".encode()).hexdigest()[:8]
         said = words + list(rng.choice(AUX_WORDS, 3, replace=False))
         for k, word in enumerate(said):
