@@ -91,10 +91,10 @@ class Recipe(TrainRecipe):
 
 RECIPES = {
     "default": Recipe(),
-    "smoke": Recipe(  # The tests' run on the 650-clip smoke sample (chance is 1/12).
-        epochs=25, batch_size=16, width=48, blocks=3, learning_rate=3e-3, noise_prob=0.5,
-        snr_db_min=15.0, time_masks=1, freq_masks=1, early_stopping_patience=25, deterministic=True,  # Reproducible,
-    ),  # so the tests' floors hold on every run.
+    "smoke": Recipe(  # The tests' run on the 650-clip smoke sample (chance is 1/12); reproducible, so floors hold.
+        epochs=25, batch_size=16, width=48, blocks=3, learning_rate=3e-3, noise_prob=0.5, deterministic=True,
+        snr_db_min=15.0, time_masks=1, freq_masks=1, early_stopping_patience=25,
+    ),
     # A few real speakers (FSDD), with `--mix` of `suite data make speech_commands --style digits` (other voices):
     # all 40 epochs, best kept (a held-out speaker's val swung 10-40 points between epochs; see test_speakers).
     "real": Recipe(early_stopping_patience=40, freq_warp=0.2, peak="clip"),  # Chosen on unseen speakers: digits_nested.

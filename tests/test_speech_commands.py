@@ -134,7 +134,7 @@ def test_generator_writes_the_speech_commands_layout(tmp_path):
     assert all(sc.which_set(p, 10, 10) == "test" for p in listed)
 
 
-def test_drawn_voices_follow_their_variant_and_the_stock_style_keeps_the_sample_before(tmp_path):
+def test_drawn_voices_follow_their_variant_and_are_a_named_style(tmp_path):
     """`voices.random_variant` speakers: espeak-ng reads the variant written for it (a longer vocal tract,
     all formants lower, moves the spectrum down) from the binding's own data folder, never the package's;
     `--style drawn_voices` writes the keyword sample with drawn voices, the default in shipped voices only."""
