@@ -234,7 +234,9 @@ class Decibels(keras.layers.Layer):
         peak: the level the floor is measured from: "clip" (the example's
             loudest bin) or "band" (each band's loudest frame, so every band
             keeps `top_db` of range and a steady channel response, such as a
-            dull microphone, changes nothing). Defaults to "clip".
+            dull microphone, changes nothing). On 8 kHz speakers (FSDD) it
+            lost to "clip" (docs/benchmarks.md, digits_nested). Defaults to
+            "clip".
     """
 
     def __init__(self, top_db: float = 60.0, band_mean: str = "window", peak: str = "clip", **kwargs):

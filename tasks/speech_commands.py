@@ -71,7 +71,7 @@ class Recipe(TrainRecipe):
     test_speakers: tuple[str, ...] = ()  # Force these into test, in sets that have them; all others train.
     mel_bins: int = 40  # The DS-CNN paper's 40 log-mel bands.
     top_db: float = 60.0  # Dynamic range kept below each band's loudest frame (Decibels; peak "clip": the clip's).
-    peak: str = "band"  # Real dev per-keyword 68.5/66.0% against 50.7/51.3% ("clip"), 2 runs each: speech_ablation.
+    peak: str = "band"  # Real dev per-keyword 68.5/66.0/54.0% (3 runs) against 50.7/51.3% ("clip"): speech_ablation.
     network: str = "dscnn"  # Or "bcresnet" (suite.audio.bc_resnet, with `width` its first stage's channels).
     width: int = 64  # DS-CNN-S channels (the parameter count is in docs/benchmarks.md).
     blocks: int = 4  # Depthwise-separable blocks.
@@ -97,7 +97,7 @@ RECIPES = {
     ),
     # A few real speakers (FSDD), with `--mix` of `suite data make speech_commands --style digits` (other voices):
     # all 40 epochs, best kept (a held-out speaker's val swung 10-40 points between epochs; see test_speakers).
-    "real": Recipe(early_stopping_patience=40, freq_warp=0.2, peak="clip"),  # Chosen on unseen speakers: digits_nested.
+    "real": Recipe(early_stopping_patience=40, freq_warp=0.2, peak="clip"),  # Both chosen on new voices: digits_nested.
 }
 
 SILENCE, UNKNOWN = "_silence_", "_unknown_"
