@@ -605,7 +605,7 @@ DIGITS_CANDIDATES: dict[str, tuple[str, ...]] = {
     "vocal-tract warp 0.3": ("--set", "freq_warp=0.3"),
     # speech_commands' default since stop 50 (real dev per-keyword 66-68.5% against 51%): each band's floor from its
     # own loudest frame, so a steady microphone response (one per FSDD speaker) changes no feature. Measured at stop
-    # 51: 74.9% over the 12 unseen-speaker scores (warp 0.2 alone: 80.8%), last in every fold; recipe `real` keeps "clip".
+    # 51: 74.9% over the 12 unseen-speaker scores (warp 0.2 alone: 80.8%), below it in every fold; `real` keeps "clip".
     "vocal-tract warp 0.2, the floor measured from each band's peak (peak=band)": ("--set", "freq_warp=0.2", "--set", "peak=band"),
 }
 DIGITS_SPEAKERS = ("jackson", "nicolas", "theo", "yweweler")
