@@ -147,7 +147,9 @@ def test_drawn_voices_follow_their_variant_and_are_a_named_style(tmp_path):
         spectrum = np.abs(np.fft.rfft(tts.say("seven", "en+" + tts.variant(text), 170, 50, 50), 16384))
         return float((spectrum * np.arange(len(spectrum))).sum() / spectrum.sum())
 
-    assert centroid(120) > 1.15 * centroid(85)
+    # Measured 1.147-1.173 (espeak-ng keeps some state between voices, so it moves with what ran before in the
+    # process); a variant file espeak-ng did not read gives ~1.0. 1.08 sits between, with margin on both sides.
+    assert centroid(120) > 1.08 * centroid(85)
     drawn = {tts.variant(random_variant(np.random.default_rng(seed))) for seed in range(3)}
     assert len(drawn) == 3 and all((tts.data / "voices" / "!v" / name).is_file() for name in drawn)
     import espeakng_loader
