@@ -148,7 +148,7 @@ def test_drawn_voices_follow_their_variant_and_are_a_named_style(tmp_path):
         return float((spectrum * np.arange(len(spectrum))).sum() / spectrum.sum())
 
     # Measured 1.147-1.173 (espeak-ng keeps some state between voices, so it moves with what ran before in the
-    # process); a variant file espeak-ng did not read gives ~1.0. 1.08 sits between, with margin on both sides.
+    # process); one voice for both (the variant ignored) gives 1.0. 1.08 sits between, with margin on both sides.
     assert centroid(120) > 1.08 * centroid(85)
     drawn = {tts.variant(random_variant(np.random.default_rng(seed))) for seed in range(3)}
     assert len(drawn) == 3 and all((tts.data / "voices" / "!v" / name).is_file() for name in drawn)
