@@ -2096,7 +2096,7 @@ def render(results: dict) -> str:
             dev = sp["real_sc"]["dev"]
             lines += ["", "A further run of the chosen default (`peak=band`): the `speech` entry's model above, on its "
                       f"own sample (not this table's), scores {100 * dev['accuracy']:.1f}% on the real dev clips, "
-                      f"per-keyword {100 * dev['keyword_accuracy']:.1f}%: count it with the two `peak=band` rows."]
+                      f"per-keyword {100 * dev['keyword_accuracy']:.1f}%: count it with the `peak=band` rows."]
     if sp and sp.get("real_sc", {}).get("dev", {}).get("confusions"):
         lines += ["", "Real Speech Commands dev clips, the commonest mistakes (word said -> label given, count): " + "; ".join(
             f"{w} -> {q} ({n})" for w, q, n in sp["real_sc"]["dev"]["confusions"]) + "."]
@@ -2486,7 +2486,7 @@ def provenance() -> dict:
 
 
 def _machine() -> str:
-    """Cores and CPU kind: two 2-core machines of different kinds differ ~2.4x in these timings (AVX2 vs AVX-512)."""
+    """Cores and CPU kind: the two kinds of 2-core machine these ran on differ ~2.4x in timings (one had AVX-512)."""
     if os.environ.get("CUDA_VISIBLE_DEVICES"):
         return "GPU"
     info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
