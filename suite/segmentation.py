@@ -36,6 +36,9 @@ class InstanceRecipe(Protocol):
     def seed_split_also(self) -> tuple[float, ...]: ...  # Then each part again, at each of these (rising).
 
     @property
+    def seed_erode_px(self) -> int: ...  # A seed whose erosion by this many px leaves 2+ parts splits; 0: off.
+
+    @property
     def boundary_px(self) -> int: ...  # Width of the boundary ring; seeds grow this far.
 
     @property
@@ -220,6 +223,16 @@ def split_seeds(seeds: tf.Tensor, core: tf.Tensor, min_area: int) -> tf.Tensor:
     return grow_labels(tf.reshape(parts, tf.shape(seeds)), region, tf.shape(seeds)[0] + tf.shape(seeds)[1])
 
 
+def eroded(labels: tf.Tensor, px: int) -> tf.Tensor:
+    """Where each label of int32 `[h, w]` `labels` survives erosion by a `(2 px + 1)`-square: bool `[h, w]`, true
+    where every pixel within `px` (chessboard distance) holds the same label. Two labelled regions never touch in
+    the result, so its components each lie in one label."""
+    f = tf.cast(labels, tf.float32)[None, :, :, None]
+    size = 2 * px + 1
+    same = (tf.nn.max_pool2d(f, size, 1, "SAME") == f) & (-tf.nn.max_pool2d(-f, size, 1, "SAME") == f)
+    return same[0, :, :, 0] & (labels > 0)
+
+
 def instances_from_maps(segmentation: tf.Tensor, atypical: tf.Tensor, recipe: InstanceRecipe,
                         grow_steps: tf.Tensor | int | None = None) -> dict:
     """Instances from per-pixel probabilities of one image.
@@ -243,6 +256,11 @@ def instances_from_maps(segmentation: tf.Tensor, atypical: tf.Tensor, recipe: In
         # Each level splits what the one below left whole: nuclei pressed together meet at a higher P(interior).
         for level in (recipe.seed_split_threshold, *recipe.seed_split_also):
             labels = split_seeds(relabel(labels), segmentation[..., 1] > level, recipe.min_area)
+    if recipe.seed_erode_px:
+        # By shape: two round nuclei whose seeds meet at a neck narrower than 2 px + 1 fall apart when eroded, a
+        # lone nucleus stays one part (or none, when small: cores under `min_area` do not count).
+        labels = relabel(labels)
+        labels = split_seeds(labels, eroded(labels, recipe.seed_erode_px), recipe.min_area)
     labels = grow_labels(labels, foreground, recipe.boundary_px + 1 if grow_steps is None else grow_steps)
     flat = tf.reshape(labels, [-1])
     # Consecutive ids in raster order, background first; then drop tiny ones.

@@ -176,6 +176,26 @@ def test_split_levels_part_nuclei_pressed_closer_together():
     assert (twice > 0).sum() == (once > 0).sum()  # The same pixels, shared out: nothing lost.
 
 
+def test_eroded_seeds_part_two_round_nuclei_at_their_neck_and_keep_lone_ones_whole():
+    """Two discs joined by a 3 px neck at full P(interior) (no dip for a P level to split at) are one seed; with
+    `seed_erode_px` 2 they part at the neck, and neither a lone large disc nor a small one (its eroded core
+    under `min_area`) is cut, and no pixel is lost."""
+    yy, xx = np.mgrid[:64, :80]
+    interior = np.zeros((64, 80), bool)
+    for y, x, r in ((20, 16, 8), (20, 33, 8), (48, 56, 10), (50, 20, 3)):
+        interior |= (yy - y) ** 2 + (xx - x) ** 2 <= r * r
+    interior[19:22, 16:34] = True  # The neck between the first two, 3 px wide.
+    p = interior.astype(np.float32)
+    maps, none = tf.constant(np.stack([1 - p, p, 0 * p], -1)), tf.zeros((64, 80))
+    base = dataclasses.replace(cm.RECIPES["default"], seed_threshold=0.3, fg_threshold=0.2)
+    whole = segm.instances_from_maps(maps, none, base)["instances"].numpy()
+    parted = segm.instances_from_maps(maps, none, dataclasses.replace(base, seed_erode_px=2))["instances"].numpy()
+    assert len(np.unique(whole)) - 1 == 3 and len(np.unique(parted)) - 1 == 4
+    assert whole[20, 16] == whole[20, 33] and parted[20, 16] != parted[20, 33]
+    assert (parted > 0).sum() == (whole > 0).sum()  # The same pixels, shared out.
+    assert len(np.unique(parted[(yy - 48) ** 2 + (xx - 56) ** 2 <= 100])) == 1 and parted[50, 20] > 0
+
+
 def test_transposed_views_make_the_maps_transpose_equivariant():
     """With `test_time_transpose` the segmenter sees all 8 symmetries, so transposing the image transposes
     its maps, even for a net that is not symmetric itself (one lopsided kernel here); with flips alone not."""
