@@ -70,7 +70,7 @@ class Recipe(TrainRecipe):
     seed_threshold: float = 0.7
     seed_split_threshold: float = 0.0  # A seed holding 2+ regions of P(interior) above this splits; 0: off.
     seed_split_also: tuple[float, ...] = ()  # Then again at each (rising). 0.7, 0.9: real val F1 -0.002, -0.004.
-    seed_erode_px: int = 0  # Split a seed its erosion by this many px parts; 2-4: no real val gain (no necks).
+    seed_erode_px: int = 0  # A seed that erosion by this many px parts splits; 2-4: no real val gain (no necks).
     min_area: int = 12  # Instances smaller than this (pixels) are noise.
     atypical_threshold: float = 0.5  # Mean P(atypical) over an instance.
     nucleus_diameter: float = 0.0  # Resize so the median nucleus is this wide (px) for a 2nd pass; 0: did not pay.
