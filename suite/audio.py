@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from suite.data import bytes_at
+from suite.layers import BatchNorm
 
 SAMPLE_RATE = 16_000
 
@@ -369,7 +370,7 @@ def log_mel(waveform: keras.KerasTensor, mel_bins: int, top_db: float, band_mean
 
 
 def _bn_relu(x: keras.KerasTensor) -> keras.KerasTensor:  # Momentum 0.9: statistics settle in tens of steps.
-    return keras.layers.ReLU()(keras.layers.BatchNormalization(momentum=0.9)(x))
+    return keras.layers.ReLU()(BatchNorm(momentum=0.9)(x))
 
 
 def ds_cnn(x: keras.KerasTensor, width: int, blocks: int) -> keras.KerasTensor:
@@ -426,10 +427,10 @@ def bc_resnet(x: keras.KerasTensor, width: int, dropout: float = 0.1) -> keras.K
         aux = keras.layers.DepthwiseConv2D((1, 3), padding="same", use_bias=False)(x)  # f2: along frequency.
         if freq_stride > 1:
             aux = _every_other_band(aux)
-        aux = keras.layers.BatchNormalization(momentum=0.9)(aux)
+        aux = BatchNorm(momentum=0.9)(aux)
         y = keras.layers.AveragePooling2D((1, aux.shape[2]))(aux)  # Frequency averaged away.
         y = keras.layers.DepthwiseConv2D((3, 1), dilation_rate=(dilation, 1), padding="same", use_bias=False)(y)
-        y = keras.layers.Activation("swish")(keras.layers.BatchNormalization(momentum=0.9)(y))
+        y = keras.layers.Activation("swish")(BatchNorm(momentum=0.9)(y))
         y = keras.layers.SpatialDropout2D(dropout)(keras.layers.Conv2D(channels, 1, use_bias=False)(y))
         parts = [aux, y] if transition or freq_stride > 1 else [x, aux, y]
         return keras.layers.ReLU()(keras.layers.Add()(parts))  # y: [b, t, 1, c], broadcast over frequency.

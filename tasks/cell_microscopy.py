@@ -39,7 +39,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from suite import corruptions
+from suite import corruptions, layers
 from suite import segmentation as segm
 from suite.config import TrainRecipe
 from suite.data import DataReport, check_image_file, hash_split, progress, read_image_file, single_image_endpoints
@@ -332,7 +332,7 @@ def build_model(recipe: Recipe, class_names: list[str]) -> keras.Model:
     def block(x, width):
         for _ in range(2):
             x = keras.layers.Conv2D(width, 3, padding="same", use_bias=False)(x)
-            x = keras.layers.BatchNormalization(momentum=0.9)(x)
+            x = layers.BatchNorm(momentum=0.9)(x)
             x = keras.layers.ReLU()(x)
         return x
 

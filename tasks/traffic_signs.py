@@ -32,6 +32,7 @@ import numpy as np
 import tensorflow as tf
 
 from suite import corruptions
+from suite.layers import BatchNorm
 from suite.config import TrainRecipe
 from suite.data import DataReport, check_image_file, concat, decode_image, pipeline, resize, usable_images
 from suite.errors import UserError
@@ -344,7 +345,7 @@ def build_model(recipe: Recipe, class_names: list[str]) -> keras.Model:
     for width in recipe.widths:
         for _ in range(2):
             x = keras.layers.Conv2D(width, 3, padding="same", use_bias=False)(x)
-            x = keras.layers.BatchNormalization()(x)
+            x = BatchNorm()(x)
             x = keras.layers.ReLU()(x)
         x = keras.layers.MaxPooling2D()(x)
         x = keras.layers.Dropout(recipe.block_dropout)(x)

@@ -57,6 +57,7 @@ from suite.config import TrainRecipe
 from suite.data import DataReport, pipeline
 from suite.errors import UserError
 from suite.fetch import Remote, Source
+from suite.layers import BatchNorm
 from suite.metrics import refuse_drawing
 from suite.task import LoadedData, Task
 from suite.text import (CHAR_TOKENS, CTCLoss, closest_command, edit_distance, greedy_decode, normalize, tokenize,
@@ -298,7 +299,7 @@ def build_model(recipe: Recipe, class_names: list[str]) -> keras.Model:
                     seed=recipe.seed)(x)
 
     def bn_relu(x):
-        return keras.layers.ReLU()(keras.layers.BatchNormalization(momentum=0.9)(x))
+        return keras.layers.ReLU()(BatchNorm(momentum=0.9)(x))
 
     x = keras.layers.Reshape((-1, recipe.mel_bins))(x)  # [time, mel]: mel bands as channels.
     halvings = {20: 1, 40: 2, 80: 3}.get(recipe.step_ms)
@@ -310,7 +311,7 @@ def build_model(recipe: Recipe, class_names: list[str]) -> keras.Model:
                                         use_bias=False)(x))
     for _ in range(recipe.blocks):
         y = bn_relu(keras.layers.SeparableConv1D(recipe.width, recipe.kernel, padding="same", use_bias=False)(x))
-        y = keras.layers.BatchNormalization(momentum=0.9)(
+        y = BatchNorm(momentum=0.9)(
             keras.layers.SeparableConv1D(recipe.width, recipe.kernel, padding="same", use_bias=False)(y))
         x = keras.layers.Dropout(recipe.dropout)(keras.layers.ReLU()(keras.layers.Add()([x, y])))
     for _ in range(recipe.rnn_layers if recipe.rnn else 0):

@@ -110,8 +110,11 @@ def test_a_saved_detector_loads_in_a_fresh_process(tmp_path):
 @pytest.mark.parametrize("setting, pooled", [(None, True), ("false", False)])
 def test_importing_suite_pools_cpu_memory_unless_the_user_says_not(setting, pooled):
     """`import suite` before TensorFlow turns on its BFC CPU allocator (only a pooling allocator keeps
-    statistics, so `get_memory_info` answers only then); a user's TF_CPU_ALLOCATOR_USE_BFC stands."""
+    statistics, so `get_memory_info` answers only then); a user's TF_CPU_ALLOCATOR_USE_BFC stands.
+    oneDNN's kernels are off here: with them on (TensorFlow's own default on AVX-512 VNNI CPUs) CPU tensors
+    come from TensorFlow's MklCPUAllocator, which keeps statistics whatever this setting says."""
     env = {k: v for k, v in os.environ.items() if k != "TF_CPU_ALLOCATOR_USE_BFC"}
+    env["TF_ENABLE_ONEDNN_OPTS"] = "0"
     if setting is not None:
         env["TF_CPU_ALLOCATOR_USE_BFC"] = setting
     code = ("import suite, tensorflow as tf\nx = tf.ones([256, 256])\n"
