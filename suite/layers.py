@@ -7,7 +7,7 @@ import functools
 import keras
 import tensorflow as tf
 
-FUSED_MIN_EPSILON = 1.001e-5  # TensorFlow's fused kernel raises a smaller epsilon to this; such layers keep Keras' path.
+FUSED_MIN_EPSILON = 1.001e-5  # The fused kernel raises a smaller epsilon to this; such layers keep Keras' path.
 
 
 @functools.cache
@@ -46,9 +46,10 @@ class BatchNorm(keras.layers.BatchNormalization):
     """
 
     def _fusable(self, inputs, training, mask) -> bool:
-        return (training is True and onednn_enabled() and self.trainable and mask is None and not self.renorm and not self.synchronized
-                and self.scale and self.center and self.epsilon >= FUSED_MIN_EPSILON and len(inputs.shape) in (3, 4)
-                and self.axis in (-1, len(inputs.shape) - 1) and inputs.dtype == tf.float32)
+        return (training is True and onednn_enabled() and self.trainable and mask is None and not self.renorm
+                and not self.synchronized and self.scale and self.center and self.epsilon >= FUSED_MIN_EPSILON
+                and len(inputs.shape) in (3, 4) and self.axis in (-1, len(inputs.shape) - 1)
+                and inputs.dtype == tf.float32)
 
     def call(self, inputs, training=None, mask=None):
         if not self._fusable(inputs, training, mask):

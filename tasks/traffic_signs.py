@@ -32,11 +32,11 @@ import numpy as np
 import tensorflow as tf
 
 from suite import corruptions
-from suite.layers import BatchNorm
 from suite.config import TrainRecipe
 from suite.data import DataReport, check_image_file, concat, decode_image, pipeline, resize, usable_images
 from suite.errors import UserError
 from suite.fetch import Remote, Source
+from suite.layers import BatchNorm
 from suite.metrics import (
     classification_compile_args,
     classifier_outputs,

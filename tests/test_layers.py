@@ -7,12 +7,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from suite.layers import BatchNorm, onednn_enabled
+import suite.layers
+from suite.layers import BatchNorm
 
 
 def _ops(layer, x) -> set[str]:
     """The op types of one traced training call."""
-    return {op.type for op in tf.function(lambda v: layer(v, training=True)).get_concrete_function(x).graph.get_operations()}
+    graph = tf.function(lambda v: layer(v, training=True)).get_concrete_function(x).graph
+    return {op.type for op in graph.get_operations()}
 
 
 def _step(layer, x, weights, target):
@@ -29,7 +31,9 @@ def _step(layer, x, weights, target):
     ((8, 30, 16), -1, True),  # Conv1D features: folded to the kernel's 4-D layout.
     ((8, 16, 12, 10), 1, False),  # Channels first: Keras' path.
 ])
-def test_batchnorm_trains_like_keras_own_layer(shape, axis, fused):
+def test_batchnorm_trains_like_keras_own_layer(shape, axis, fused, monkeypatch):
+    # The fused path is taken only where oneDNN runs; here it is taken on any CPU (it is only slower without oneDNN).
+    monkeypatch.setattr(suite.layers, "onednn_enabled", lambda: True)
     rng = np.random.default_rng(0)
     ours, theirs = BatchNorm(axis=axis, momentum=0.9), keras.layers.BatchNormalization(axis=axis, momentum=0.9)
     for layer in (ours, theirs):
@@ -38,7 +42,7 @@ def test_batchnorm_trains_like_keras_own_layer(shape, axis, fused):
     ours.gamma.assign(gamma)
     theirs.gamma.assign(gamma)
     weights = tf.reshape(tf.range(shape[axis], dtype=tf.float32), [-1] + [1] * (len(shape) - 1 - (axis % len(shape))))
-    assert ("FusedBatchNormV3" in _ops(ours, tf.zeros(shape))) is (fused and onednn_enabled())
+    assert ("FusedBatchNormV3" in _ops(ours, tf.zeros(shape))) is fused
     for _ in range(3):  # The moving statistics follow several batches.
         x = tf.constant(rng.normal(2.0, 3.0, shape).astype("float32"))
         target = tf.constant(rng.normal(0.5, 1.0, shape).astype("float32"))
@@ -49,6 +53,12 @@ def test_batchnorm_trains_like_keras_own_layer(shape, axis, fused):
     np.testing.assert_allclose(ours.moving_mean, theirs.moving_mean, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(ours.moving_variance, theirs.moving_variance, rtol=1e-4)
     np.testing.assert_allclose(ours(x, training=False), theirs(x, training=False), atol=1e-4)
+
+
+def test_batchnorm_keeps_keras_path_without_onednn(monkeypatch):
+    """With Eigen's kernels the fused one was no faster (docs/benchmarks.md, "BatchNorm on the fused kernel")."""
+    monkeypatch.setattr(suite.layers, "onednn_enabled", lambda: False)
+    assert "FusedBatchNormV3" not in _ops(BatchNorm(), tf.zeros((4, 6, 5, 3)))
 
 
 def test_a_saved_batchnorm_loads_as_itself_and_predicts_the_same(tmp_path):
