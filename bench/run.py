@@ -1589,9 +1589,9 @@ def bench_rate_once() -> dict:
 
 
 def bench_batchnorm() -> dict:
-    """`suite train` (smoke recipe, shortened) with the tasks' BatchNorm on TensorFlow's fused kernel
-    (`suite.layers.BatchNorm`, the suite's default) against Keras' own layer (its fused path made a no-op in that
-    process), `_paired_trainings`."""
+    """`suite train` (smoke recipes, shortened; and two default recipes for a few epochs) with the tasks' BatchNorm on
+    TensorFlow's fused kernel (`suite.layers.BatchNorm`, the suite's default) against Keras' own layer (its fused
+    path made a no-op in that process), `_paired_trainings`."""
     keras_own = "import sys, suite.layers as l; l.BatchNorm._fusable = lambda self, *a: False; " \
                 "from suite.cli import main; sys.exit(main(sys.argv[1:]))"
     # oneDNN's kernels on (TensorFlow's default on AVX-512 VNNI CPUs; the layer keeps Keras' path without them).
@@ -2372,8 +2372,7 @@ def _render_rate_once(results: dict) -> list[str]:
 
 
 def _render_batchnorm(results: dict) -> list[str]:
-    """The BatchNorm section: TensorFlow's fused kernel (the default) against Keras' own layer, with oneDNN's
-    kernels on and off."""
+    """The BatchNorm section: TensorFlow's fused kernel (the default) against Keras' own layer, oneDNN's kernels on."""
     if not results.get("batchnorm"):
         return []
     intro = ("with the tasks' own networks' BatchNorm as Keras 3.15 computes it (moments, then the normalisation, op "
@@ -2388,7 +2387,8 @@ def _render_batchnorm(results: dict) -> list[str]:
                     "kernel makes one, and it is most of the gain where BatchNorm follows cheap depthwise "
                     "convolutions (speech_commands' DS-CNN). With oneDNN off (Eigen's kernels, TensorFlow's default "
                     "on CPUs without AVX-512 VNNI) the fused kernel was no faster: smoke trainings 0.97x (speech), "
-                    "0.97x (signs), 1.07x (cells), 1.04x (voice) in one run of this bench (2026-12-08), so there "
+                    "0.97x (signs), 1.07x (cells), 1.04x (voice) in an earlier version of this bench that also ran with "
+                    "`TF_ENABLE_ONEDNN_OPTS=0` (2026-12-08, the same machine), so there "
                     "the layer keeps Keras' path. The detectors (keras-cv's YOLOv8, with its own BatchNormalization) "
                     "are left as they are: one probe with the fused layer patched into keras-cv made a pedestrians "
                     "default step 0.259 -> 0.235 s, too little to patch keras-cv's internals for."]
