@@ -442,7 +442,7 @@ TASK = Task(
         "Generated images imitate DSB 2018 fluorescence, stained tissue and brightfield; other stains, "
         "magnifications, 3-D stacks and time-lapse are not represented.",
         "'Atypical' nuclei are drawn enlarged and irregular; real atypia is subtler, and this is no diagnostic device.",
-        "On real DSB 2018 test images: F1@0.5 0.79-0.80 from generated images alone (recipe sim2real), 0.87-0.88 "
+        "On real DSB 2018 test images: F1@0.5 0.79-0.81 from generated images alone (recipe sim2real), 0.865-0.88 "
         "(DSB score 0.57-0.59) fine-tuned from that model on 103 real images with the sample mixed in (recipe real); "
         "nuclei under ~8 px are mostly missed; touching nuclei merge more often than they split (blobs, no necks).",
     ),
