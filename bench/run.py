@@ -973,6 +973,7 @@ def bench_cells_ablation() -> dict:
         run = work / f"step{i}"  # Each step's model is kept.
         if only and str(i) not in only.split(","):
             continue
+        before = done.get(name, {})
         if done.get(name, {}).get("key") != key and members:  # No training: the members' maps averaged.
             if run.exists():
                 shutil.rmtree(run)
@@ -989,6 +990,9 @@ def bench_cells_ablation() -> dict:
             done[name] = {"key": key, "data": source, "recipe_overrides": list(sets), "mix": mix,
                           "train_seconds": seconds,
                           "own_test": {k: metrics[k] for k in ("f1_50", "dsb_score", "count_relative_error", "n")}}
+        if done[name] is not before and before.get("note"):  # A row made again keeps the record of its earlier runs.
+            done[name]["note"] = before["note"]
+            print(f"[cells_ablation] {name}: made again; its note tells of earlier runs: add this one", flush=True)
         # Val under every setting this step's kept model was not scored under yet (a setting's values are its
         # name's meaning); test under "plain", under the best setting on val, and (recipe `real`'s row) under the
         # recipe's own setting only.
