@@ -974,14 +974,15 @@ def bench_cells_ablation() -> dict:
         if only and str(i) not in only.split(","):
             continue
         before = done.get(name, {})
-        if done.get(name, {}).get("key") != key and members:  # No training: the members' maps averaged.
+        stale = before.get("key") != key or not (run / "best.keras").exists()
+        if stale and members:  # No training: the members' maps averaged.
             if run.exists():
                 shutil.rmtree(run)
             run.mkdir()
             shutil.copy(members[0] / "config.json", run)  # The first member's recipe infers.
             _averaged([load_model(m / "best.keras") for m in members]).save(run / "best.keras")
             done[name] = {"key": key, "data": "real", "members": [names[j] for j in sets], "train_seconds": 0.0}
-        elif done.get(name, {}).get("key") != key or not (run / "best.keras").exists():
+        elif stale:
             args = [x for value in (*CELL_SCHEDULE, *sets) for x in ("--set", value)] + list(*extra)
             if mix:
                 args += ["--mix", str(sample(mix[0])), "--mix-share", str(mix[1])]
